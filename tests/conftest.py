@@ -59,3 +59,88 @@ def _drop(base: str, name: str) -> None:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+# -- a live `dockyard serve`, as users run it ---------------------------------------------------------
+
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+
+ADMIN_PASSWORD = "admin-test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    endpoint: str
+    process: subprocess.Popen
+    data_dir: str
+    database_url: str
+
+    @property
+    def api(self) -> str:
+        return self.endpoint + "/api"
+
+
+def start_server(data_dir, database_url: str | None = None, extra_env: dict | None = None) -> LiveServer:
+    port = free_port()
+    env = dict(os.environ, DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD, DOCKYARD_DATA_DIR=str(data_dir))
+    env.pop("DOCKYARD_DATABASE_URL", None)
+    if database_url:
+        env["DOCKYARD_DATABASE_URL"] = database_url
+    env.update(extra_env or {})
+    log = open(os.path.join(str(data_dir), "server.log"), "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "dockyard.cli.main", "serve", "--port", str(port)],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"dockyard serve exited with {proc.returncode}; see {data_dir}/server.log")
+        try:
+            if httpx.get(endpoint + "/api/cloud-entry-point", timeout=1).status_code == 200:
+                return LiveServer(endpoint, proc, str(data_dir), database_url or "")
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("dockyard serve did not become ready within 60 s")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def live_server(request, tmp_path_factory):
+    """`dockyard serve` in a subprocess, once on SQLite and once on PostgreSQL."""
+    data_dir = tmp_path_factory.mktemp(f"live-{request.param}")
+    url = None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_url")
+    server = start_server(data_dir, url)
+    yield server
+    stop_server(server)
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(tmp_path_factory):
+    """One `dockyard serve` on SQLite, for tests where the backend does not matter."""
+    server = start_server(tmp_path_factory.mktemp("live-sqlite-only"))
+    yield server
+    stop_server(server)

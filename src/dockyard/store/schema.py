@@ -13,6 +13,7 @@ not indexed (not searchable), as Elasticsearch's ``ignore_above``.
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 MAX_INDEXED_STRING = 1024
 
@@ -25,7 +26,7 @@ resources = sa.Table(
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("created", sa.Text, nullable=False),
     sa.Column("updated", sa.Text, nullable=False),
-    sa.Column("doc", sa.Text, nullable=False),
+    sa.Column("doc", sa.Text().with_variant(JSONB(), "postgresql"), nullable=False),
     sa.Index("ix_resources_type_created", "type", "created", "id"),
 )
 

@@ -1,0 +1,37 @@
+# Shared set-up for scripts/serve and scripts/test: idempotent, safe to re-run, root or not.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV="$ROOT/.venv"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+APT_UPDATED=
+apt_install() {  # apt_install PKG... : install the Debian packages that are missing
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ -z "$APT_UPDATED" ]; then as_root apt-get update -qq; APT_UPDATED=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+pick_python() {
+  for py in python3.11 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$py"; return 0
+    fi
+  done
+  echo "Dockyard needs Python 3.11 or newer" >&2; return 1
+}
+
+ensure_venv() {  # ensure_venv EXTRAS : the project's virtual environment, installed in editable mode
+  local extras=${1:-}
+  local py; py=$(pick_python)
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$py" -m venv "$VENV" 2>/dev/null || { apt_install python3-venv; "$py" -m venv "$VENV"; }
+  fi
+  local stamp="$VENV/.installed${extras:+-$extras}"
+  if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
+    "$VENV/bin/pip" install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"
+    touch "$stamp"
+  fi
+}

@@ -1,0 +1,97 @@
+"""Every setting, declared once with its default and help text.
+
+A setting is read from the environment variable ``DOCKYARD_<NAME>`` (upper case, ``-`` → ``_``) with an
+explicit cast; command-line options override it. Secrets are wrapped in :class:`Secret` so that they never
+print.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+
+class Secret:
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    cast: Callable[[str], Any] = str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "Address the HTTP server listens on."),
+    Setting("port", 8200, "Port the HTTP server listens on.", int),
+    Setting("data-dir", ".dockyard", "Directory for the SQLite database, keys and object storage."),
+    Setting("database-url", "", "SQLAlchemy URL of the store; empty means a SQLite file in the data dir."),
+    Setting("admin-password", Secret(""), "Password of the 'admin' user created on first start; "
+            "generated and printed once when empty.", Secret),
+    Setting("master-key", Secret(""), "Base64 of 32 bytes from which digest and encryption keys derive; "
+            "empty means a key file in the data dir, made on first start. Share it between processes.", Secret),
+    Setting("session-ttl", 7 * 24 * 3600, "Lifetime of a login session, in seconds.", int),
+    Setting("max-body-bytes", 8 * 1024 * 1024, "Largest request body accepted, after decompression.", int),
+    Setting("search-window", 10000, "Largest first+last window a search may ask for (as Nuvla).", int),
+    Setting("sqlite-busy-timeout", 30.0, "Seconds a SQLite writer waits for the write lock.", float),
+    Setting("db-pool-size", 16, "Connections kept open to PostgreSQL per process.", int),
+    Setting("log-level", "info", "Log level of the server."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def env_name(name: str) -> str:
+    return "DOCKYARD_" + name.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in _BY_NAME:
+            raise KeyError(name)
+        return self.values.get(name, _BY_NAME[name].default)
+
+    def with_(self, **overrides: Any) -> "Settings":
+        merged = dict(self.values)
+        for key, value in overrides.items():
+            name = key.replace("_", "-")
+            if name not in _BY_NAME:
+                raise KeyError(name)
+            if value is not None:
+                merged[name] = value
+        return replace(self, values=merged)
+
+    @property
+    def database_url(self) -> str:
+        url = self["database-url"]
+        if url:
+            return url
+        return f"sqlite:///{os.path.abspath(os.path.join(self['data-dir'], 'dockyard.db'))}"
+
+
+def from_env(environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = environ.get(env_name(setting.name))
+        if raw is not None:
+            values[setting.name] = setting.cast(raw)
+    return Settings(values)

@@ -1,0 +1,36 @@
+"""Timestamps in Nuvla's wire format: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC, exactly 3 fraction digits)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+_INPUT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$")
+
+
+def format_ts(dt: datetime) -> str:
+    dt = dt.astimezone(timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def now_ts() -> str:
+    return format_ts(now())
+
+
+def ts_in(seconds: float) -> str:
+    return format_ts(now() + timedelta(seconds=seconds))
+
+
+def parse_ts(text: str) -> datetime:
+    """Parse a timestamp as Nuvla accepts it (0-3 fraction digits, ``Z`` or an offset); ValueError if not."""
+    if not isinstance(text, str) or not _INPUT.match(text):
+        raise ValueError(f"not a timestamp: {text!r}")
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def normalise_ts(text: str) -> str:
+    return format_ts(parse_ts(text))

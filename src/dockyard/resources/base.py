@@ -1,0 +1,156 @@
+"""What a resource type is: its schema, ACLs, hooks and actions, declared once per module.
+
+The generic CRUD machinery (:mod:`dockyard.resources.crud`) serves every type from this declaration;
+a type overrides only the hooks where it differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..core import ids
+from ..core.errors import BadRequest, Conflict
+from .attributes import COMMON, Schema
+
+if TYPE_CHECKING:
+    from ..core.authn import AuthInfo
+    from ..core.crypto import Keys
+    from ..core.settings import Settings
+    from ..store.db import Store, Tx
+
+
+@dataclass
+class Services:
+    """What every request may use; one per process."""
+
+    store: "Store"
+    settings: "Settings"
+    keys: "Keys"
+    types: dict[str, "ResourceType"] = field(default_factory=dict)
+    # called with (change, doc) after each committed change; the event stream subscribes here
+    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def type_of(self, name: str) -> "ResourceType | None":
+        return self.types.get(name)
+
+
+@dataclass
+class Ctx:
+    """One request: who calls, from where, with which services."""
+
+    services: Services
+    authn: "AuthInfo"
+    base_uri: str = "http://127.0.0.1:8200/api/"
+    client_ip: str | None = None
+    # values one hook hands to a later hook of the same request
+    scratch: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def store(self) -> "Store":
+        return self.services.store
+
+    @property
+    def endpoint(self) -> str:
+        """The base URI without ``/api/``, as Nuvla's ``api-endpoint``."""
+        return self.base_uri[: -len("api/")].rstrip("/") if self.base_uri.endswith("api/") else self.base_uri
+
+
+@dataclass
+class Reply:
+    """A domain answer: the HTTP status and JSON body, plus what the transport must add."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    # a session token to set as the cookie; "" revokes it
+    cookie: str | None = None
+    cookie_max_age: int = 0
+
+
+ActionFn = Callable[[Ctx, "ResourceType", dict[str, Any], dict[str, Any]], Reply]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    fn: ActionFn
+    right: str = "manage"
+    # whether the action is offered for this document (its state, say); shown in operations
+    available: Callable[[dict[str, Any]], bool] = lambda doc: True
+
+
+class ResourceType:
+    """Base of every resource type. Subclasses set the class attributes and override hooks."""
+
+    name: str = ""
+    schema: Schema = COMMON
+    collection_acl: dict[str, list[str]] = {}
+    actions: tuple[Action, ...] = ()
+    templated: bool = False
+    log_events: bool = True
+    editable: bool = True
+
+    def __init__(self) -> None:
+        self.action_map = {a.name: a for a in self.actions}
+
+    # -- ids and defaults --------------------------------------------------------------------------
+
+    def new_id(self, ctx: Ctx, doc: dict[str, Any]) -> str:
+        return ids.new_id(self.name)
+
+    def default_acl(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, list[str]]:
+        return {"owners": [ctx.authn.active_claim or "group/nuvla-admin"]}
+
+    # -- hooks (all run inside the write transaction) ----------------------------------------------
+
+    def prepare(self, ctx: Ctx, tx: "Tx", body: dict[str, Any]) -> dict[str, Any]:
+        """Turn the add request body into the document to store (templates are resolved here)."""
+        if self.templated or "template" in body:
+            if not self.templated:
+                raise BadRequest(f"{self.name} is not created from a template")
+        return body
+
+    def before_add(self, ctx: Ctx, tx: "Tx", doc: dict[str, Any]) -> None:
+        pass
+
+    def after_add(self, ctx: Ctx, tx: "Tx", doc: dict[str, Any], reply: Reply) -> None:
+        pass
+
+    def before_edit(self, ctx: Ctx, tx: "Tx", old: dict[str, Any], new: dict[str, Any]) -> None:
+        pass
+
+    def before_delete(self, ctx: Ctx, tx: "Tx", doc: dict[str, Any]) -> None:
+        pass
+
+    def after_delete(self, ctx: Ctx, doc: dict[str, Any], reply: Reply) -> None:
+        pass
+
+    def restrict_search(self, ctx: Ctx, params: Any) -> Any:
+        """Narrow a search before it runs (sessions show only the caller's own)."""
+        return params
+
+    def can_delete(self, doc: dict[str, Any]) -> bool:
+        return True
+
+    def normalise_acl(self, ctx: Ctx, doc: dict[str, Any]) -> None:
+        """Last word on the ACL before a document is stored (deployments add themselves here)."""
+
+    def present(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, Any]:
+        """Adjust a document on its way out (derived attributes)."""
+        return doc
+
+    def refuse_delete(self, doc: dict[str, Any]) -> None:
+        raise Conflict(f"{doc['id']} cannot be deleted in its current state", doc["id"])
+
+
+class TemplateType(ResourceType):
+    """``<type>-template`` collections: read-only documents seeded at start, readable by everyone."""
+
+    editable = False
+    log_events = False
+
+    def can_delete(self, doc: dict[str, Any]) -> bool:
+        return False

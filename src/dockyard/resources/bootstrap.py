@@ -1,0 +1,42 @@
+"""What a store holds before anyone logs in: templates, the built-in groups and the ``admin`` user."""
+
+from __future__ import annotations
+
+import secrets
+
+from ..core import acl as acls
+from ..core.authn import ADMIN, BUILTIN_GROUPS, INTERNAL, USER
+from ..core.ids import name_uuid
+from ..core.time import now_ts
+from . import crud, registry, templates
+from .base import Ctx, Services
+
+ADMIN_USERNAME = "admin"
+
+
+def bootstrap(services: Services, admin_password: str = "") -> str | None:
+    """Seed the store; returns the admin password when it was generated here (to print once)."""
+    ctx = Ctx(services, INTERNAL)
+    with services.store.write() as tx:
+        templates.seed(tx, registry.template_docs())
+        for gid in BUILTIN_GROUPS:
+            if not tx.exists(gid):
+                ts = now_ts()
+                tx.insert({"id": gid, "resource-type": "group", "created": ts, "updated": ts,
+                           "name": gid.split("/")[1], "users": [],
+                           "acl": acls.normalise({"owners": [ADMIN], "view-meta": [USER]})})
+        has_admin = tx.exists("user-identifier/" + name_uuid(ADMIN_USERNAME))
+    if has_admin:
+        return None
+    generated = not admin_password
+    password = admin_password or secrets.token_urlsafe(18)
+    reply = crud.add(ctx, services.types["user"], {
+        "template": {"href": "user-template/username-password", "username": ADMIN_USERNAME,
+                     "password": password},
+        "name": ADMIN_USERNAME, "description": "the administrator created on first start"})
+    uid = reply.body["resource-id"]
+    with services.store.write() as tx:
+        group = tx.get(ADMIN, for_update=True)
+        group["users"] = sorted(set(group["users"]) | {uid})
+        tx.replace(group)
+    return password if generated else None

@@ -1,0 +1,30 @@
+"""Every resource type the server knows, by name. Adding a type means adding it here (docs/adding-types.md)."""
+
+from __future__ import annotations
+
+from . import credential, group, session, user
+from .base import ResourceType
+from .event import Event
+from .infrastructure_service_group import InfrastructureServiceGroup
+from .templates import template_type
+
+TEMPLATE_TYPES = ("session-template", "user-template", "credential-template", "group-template")
+
+
+def all_types() -> dict[str, ResourceType]:
+    types: list[ResourceType] = [
+        session.Session(),
+        user.User(),
+        user.UserIdentifier(),
+        group.Group(),
+        credential.Credential(),
+        Event(),
+        InfrastructureServiceGroup(),
+        *(template_type(name) for name in TEMPLATE_TYPES),
+    ]
+    return {t.name: t for t in types}
+
+
+def template_docs() -> list[dict]:
+    return [*session.template_docs(), *user.template_docs(), *credential.template_docs(),
+            *group.template_docs()]

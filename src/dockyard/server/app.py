@@ -1,0 +1,189 @@
+"""The ASGI application: Nuvla's CIMI routes over the generic resource operations.
+
+HTTP in, one domain call in a worker thread, HTTP out. Nothing type-specific lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from ..core.errors import BadRequest, DockyardError, MethodNotAllowed, NotFound
+from ..resources import crud, events, params
+from ..resources.base import Ctx, ResourceType, Reply, Services
+from ..resources.cloud_entry_point import entry_point
+from ..resources.session import COOKIE, authenticate
+from . import http
+from .http import JSON
+
+log = logging.getLogger("dockyard.server")
+
+SEARCH_METHODS = ("GET", "PUT")
+WRITE_VERBS = {"POST": "add", "PUT": "edit", "DELETE": "delete"}
+
+
+class Api:
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.limit = services.settings["max-body-bytes"]
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    async def _run(self, request: Request, work: Callable[[Ctx], Any], verb: str | None = None,
+                   target: str | None = None) -> Response:
+        """Authenticate, run ``work`` in a thread, and map its result or error to a response."""
+        def call() -> Any:
+            ctx = Ctx(self.services, authenticate(self.services, request.cookies.get(COOKIE)),
+                      http.base_uri(request), request.client.host if request.client else None)
+            try:
+                return work(ctx)
+            except DockyardError as exc:
+                if verb and target and exc.status != 404:
+                    events.record_failure(ctx, verb, target, exc)
+                raise
+        try:
+            result = await run_in_threadpool(call)
+        except DockyardError as exc:
+            return http.error_response(exc)
+        except Exception:  # the server must answer, whatever broke
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            return JSON({"status": 500, "message": "Unexpected exception thrown: see the server log"},
+                        status_code=500)
+        if isinstance(result, Reply):
+            return http.reply_response(result, request)
+        return JSON(result)
+
+    def _type(self, name: str, uri: str) -> ResourceType:
+        rtype = self.services.type_of(name)
+        if rtype is None:
+            raise NotFound("unknown resource", uri)
+        return rtype
+
+    async def _json_body(self, request: Request) -> Any:
+        body = await http.read_body(request, self.limit)
+        return http.parse_json(body)
+
+    async def _params(self, request: Request) -> list[tuple[str, str]]:
+        items = list(request.query_params.multi_items())
+        if request.method in ("PUT", "DELETE", "POST"):
+            body = await http.read_body(request, self.limit)
+            if body and http.media_type(request) in (http.FORM_TYPE, ""):
+                items.extend(http.parse_form(body))
+        return items
+
+    async def guarded(self, request: Request, handler: Callable[[Request], Any]) -> Response:
+        try:
+            return await handler(request)
+        except DockyardError as exc:
+            return http.error_response(exc)
+
+    # -- routes ------------------------------------------------------------------------------------
+
+    async def cloud_entry_point(self, request: Request) -> Response:
+        if request.method != "GET":
+            return http.error_response(MethodNotAllowed(f"invalid method ({request.method.lower()}) for {request.url.path}"))
+        return await self._run(request, entry_point)
+
+    async def collection(self, request: Request) -> Response:
+        return await self.guarded(request, self._collection)
+
+    async def _collection(self, request: Request) -> Response:
+        name = request.path_params["type"]
+        rtype = self._type(name, request.url.path)
+        method = request.method
+        if method in SEARCH_METHODS:
+            items = await self._params(request)
+            search = params.parse(items)
+            return await self._run(request, lambda ctx: crud.search(ctx, rtype, search))
+        if method == "POST":
+            body = await http.read_body(request, self.limit)
+            if http.media_type(request) == http.FORM_TYPE:
+                payload: Any = http.form_to_template(http.parse_form(body))
+            else:
+                payload = http.parse_json(body)
+            return await self._run(request, lambda ctx: crud.add(ctx, rtype, payload), "add", name)
+        if method == "DELETE":
+            if "bulk" not in request.headers:
+                raise BadRequest("Bulk request should contain bulk http header.")
+            search = params.parse(await self._params(request))
+            return await self._run(request, lambda ctx: crud.bulk_delete(ctx, rtype, search), "delete", name)
+        raise MethodNotAllowed(f"invalid method ({method.lower()}) for {request.url.path}")
+
+    async def item(self, request: Request) -> Response:
+        return await self.guarded(request, self._item)
+
+    async def _item(self, request: Request) -> Response:
+        name = request.path_params["type"]
+        rtype = self._type(name, request.url.path)
+        rid = f"{name}/{request.path_params['uuid']}"
+        method = request.method
+        select = params.select_of(list(request.query_params.multi_items()))
+        if method == "GET":
+            return await self._run(request, lambda ctx: crud.retrieve(ctx, rtype, rid, select))
+        if method == "PUT":
+            patch = http.media_type(request) == "application/json-patch+json"
+            body = await self._json_body(request)
+            body = {} if body is None and not patch else body
+            return await self._run(request, lambda ctx: crud.edit(ctx, rtype, rid, body, select, patch),
+                                   "edit", rid)
+        if method == "DELETE":
+            return await self._run(request, lambda ctx: crud.delete(ctx, rtype, rid), "delete", rid)
+        raise MethodNotAllowed(f"invalid method ({method.lower()}) for {request.url.path}")
+
+    async def action(self, request: Request) -> Response:
+        return await self.guarded(request, self._action)
+
+    async def _action(self, request: Request) -> Response:
+        name = request.path_params["type"]
+        rtype = self._type(name, request.url.path)
+        rid = f"{name}/{request.path_params['uuid']}"
+        act = request.path_params["action"]
+        body = await self._json_body(request)
+        return await self._run(
+            request, lambda ctx: crud.action(ctx, rtype, rid, act, body, request.method, request.url.path))
+
+    async def unknown(self, request: Request) -> Response:
+        return http.error_response(NotFound("unknown resource", request.url.path))
+
+    async def root(self, request: Request) -> Response:
+        return RedirectResponse("/api/cloud-entry-point", status_code=302)
+
+
+ALL = ["GET", "PUT", "POST", "DELETE", "PATCH"]
+
+
+def create_app(services: Services) -> "Preflight":
+    api = Api(services)
+    routes = [
+        Route("/api/cloud-entry-point", api.cloud_entry_point, methods=ALL),
+        Route("/api/{type}", api.collection, methods=ALL),
+        Route("/api/{type}/{uuid}", api.item, methods=ALL),
+        Route("/api/{type}/{uuid}/{action}", api.action, methods=ALL),
+        Route("/api/{rest:path}", api.unknown, methods=ALL),
+        Route("/", api.root),
+    ]
+    app = Starlette(routes=routes)
+    app.state.services = services
+    return Preflight(app)
+
+
+class Preflight:
+    """Answers OPTIONS on any path, as Nuvla does, without a middleware layer on every other request."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "OPTIONS":
+            response = JSON({"status": 200, "message": "preflight complete"})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
