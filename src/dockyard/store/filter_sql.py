@@ -1,0 +1,220 @@
+"""CIMI filter AST (``store.filter``) -> a SQL boolean expression over ``resources r``.
+
+Each comparison becomes ``r.id [NOT] IN (SELECT a.id FROM attrs a WHERE a.type = :type AND a.path = ... AND
+<value condition>)``: an uncorrelated look-up on the ``attrs`` indexes ``(type, path, s, id)`` and
+``(type, path, n, id)``. The caller binds ``:type``; every other value is a bound parameter ``f0, f1, ...``.
+The SQL text itself is made only of fixed fragments, so nothing from the filter is ever interpolated.
+
+Semantics, for a comparison on path P (as Nuvla's Elasticsearch translation, on the ``attrs`` rows):
+
+* ``P='x'`` some ``s`` row equals ``'x'``; ``P=5`` some ``n`` row equals 5; ``P=true`` some ``b`` row is
+  ``'true'``; ``P=['x', 5]`` any of them. As there is one row per array element, an array matches when any
+  element does. Numbers and strings never compare equal (``P=5`` does not match ``"5"``).
+* ``P!=v`` is ``NOT`` the above, so documents without P match (Elasticsearch ``must_not``).
+* ``P=null``: no row at P at all (missing, null, empty array, or a string too long to be indexed).
+  ``P!=null``: some row at P.
+* ``< <= > >=``: integers on ``n``; strings and dates (canonical UTC timestamps) on ``s``, in byte order on
+  both databases (``s`` has collation "C" on PostgreSQL). Date math is resolved here, against ``now``.
+* ``P^='x'``: some ``s`` row starts with ``'x'``, as the range ``'x' <= s < successor('x')`` (exact for any
+  character; LIKE is not used because SQLite's is case-insensitive).
+* ``P=='w1 w2'`` (full text): every whitespace-separated word occurs in some ``s`` row at P, case-insensitively
+  for ASCII letters (both databases fold ASCII only). A trailing ``*`` on a word is dropped: matching is by
+  substring anyway, and Nuvla's UI sends ``fulltext=='text*'``. No words: some string at P. The virtual
+  attribute ``fulltext`` (Elasticsearch's copy_to field) searches the paths ``fulltext_paths``.
+* geo operators raise ``FilterError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, timezone
+
+from dockyard.core.errors import FilterError
+from dockyard.store.filter import GEO_OPS, REL_OPS, And, Comp, Node, Or, Value, resolve_date_math
+from dockyard.store.schema import MAX_INDEXED_STRING
+
+__all__ = ["DIALECTS", "FULLTEXT_PATHS", "compile_filter", "prefix_successor"]
+
+DIALECTS = ("sqlite", "postgresql")
+
+# What Elasticsearch's `fulltext` field holds for most Nuvla resources: the fields marked full-text in the specs
+FULLTEXT_PATHS: tuple[str, ...] = ("name", "description")
+
+_SUB = "SELECT a.id FROM attrs a WHERE a.type = :type AND "
+_FALSE = "1 = 0"
+_TRUE = "1 = 1"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_LIKE_ESCAPE = str.maketrans({"\\": "\\\\", "%": "\\%", "_": "\\_"})
+_GEO = ", ".join(sorted(GEO_OPS))
+
+
+def prefix_successor(prefix: str) -> str | None:
+    """The least string greater than every string that starts with ``prefix`` (in code point order, which is
+    UTF-8 byte order); ``None`` when there is none (the prefix is all U+10FFFF)."""
+    chars = list(prefix)
+    while chars:
+        c = ord(chars[-1]) + 1
+        if 0xD800 <= c <= 0xDFFF:  # surrogates are not characters: skip to the next one
+            c = 0xE000
+        if c <= 0x10FFFF:
+            chars[-1] = chr(c)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+class _Compiler:
+    __slots__ = ("params", "now", "fulltext_paths")
+
+    def __init__(self, now: datetime, fulltext_paths: tuple[str, ...]) -> None:
+        self.params: dict[str, object] = {}
+        self.now = now
+        self.fulltext_paths = fulltext_paths
+
+    def bind(self, value: object) -> str:
+        name = f"f{len(self.params)}"
+        self.params[name] = value
+        return ":" + name
+
+    def node(self, n: Node) -> str:
+        t = type(n)
+        if t is Comp:
+            return self.comp(n)  # type: ignore[arg-type]
+        if t is And or t is Or:
+            parts = [self.node(i) for i in n.items]  # type: ignore[union-attr]
+            if not parts:
+                return _TRUE if t is And else _FALSE
+            if len(parts) == 1:
+                return parts[0]
+            return "(" + (" AND " if t is And else " OR ").join(parts) + ")"
+        raise TypeError(f"not a filter node: {n!r}")
+
+    def rows(self, path: str, cond: str | None, negate: bool = False) -> str:
+        where = f"a.path = {self.bind(path)}" + (f" AND {cond}" if cond else "")
+        return f"r.id {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
+
+    def comp(self, c: Comp) -> str:
+        op, value, path = c.op, c.value, c.attr
+        if op == "=" or op == "!=":
+            negate = op == "!="
+            if value.kind == "null":
+                return self.rows(path, None, negate=not negate)
+            cond = self.equals(value)
+            if cond is None:  # empty list: nothing is equal
+                return _TRUE if negate else _FALSE
+            return self.rows(path, cond, negate)
+        if op in REL_OPS:
+            return self.rows(path, self.relation(op, value))
+        if op == "^=":
+            return self.rows(path, self.prefix(self.string(value, op)))
+        if op == "==":
+            return self.fulltext(path, self.string(value, op))
+        if op in GEO_OPS:
+            raise FilterError(f"geo-spatial operators ({_GEO}) are not supported")
+        raise FilterError(f"unknown operator {op!r}")
+
+    @staticmethod
+    def string(value: Value, op: str) -> str:
+        if value.kind != "string":
+            raise FilterError(f"'{op}' needs a quoted string, not a {value.kind}")
+        return value.v  # type: ignore[return-value]
+
+    def equals(self, value: Value) -> str | None:
+        kind = value.kind
+        if kind == "string" or kind == "date":
+            return f"a.k = 's' AND a.s = {self.bind(value.v)}"
+        if kind == "int":
+            # only numbers have an n, so no a.k test: the (type, path, n, id) index answers alone
+            return f"a.n = {self.bind(float(value.v))}"  # type: ignore[arg-type]
+        if kind == "bool":
+            return f"a.k = 'b' AND a.s = {self.bind('true' if value.v else 'false')}"
+        if kind == "list":
+            strings: list[str] = []
+            numbers: list[float] = []
+            for item in value.v:  # type: ignore[union-attr]
+                if item.kind == "int":
+                    numbers.append(float(item.v))
+                elif item.kind in ("string", "date"):
+                    strings.append(item.v)
+                else:
+                    raise FilterError(f"a list can hold strings, integers and dates, not a {item.kind}")
+            conds = []
+            if strings:
+                conds.append(f"(a.k = 's' AND a.s {self.among(dict.fromkeys(strings))})")
+            if numbers:
+                conds.append(f"a.n {self.among(dict.fromkeys(numbers))}")
+            if not conds:
+                return None
+            return conds[0] if len(conds) == 1 else "(" + " OR ".join(conds) + ")"
+        raise FilterError(f"cannot compare with a {kind} using '='")
+
+    def among(self, values: Collection[object]) -> str:
+        if len(values) == 1:
+            return "= " + self.bind(next(iter(values)))
+        return "IN (" + ", ".join(self.bind(v) for v in values) + ")"
+
+    def relation(self, op: str, value: Value) -> str:
+        kind = value.kind
+        if kind == "int":
+            return f"a.n {op} {self.bind(float(value.v))}"  # type: ignore[arg-type]
+        if kind == "datemath":
+            bound = resolve_date_math(value.v, op, self.now)  # type: ignore[arg-type]
+            return f"a.k = 's' AND a.s {op} {self.bind(bound)}"
+        if kind == "string" or kind == "date":
+            return f"a.k = 's' AND a.s {op} {self.bind(value.v)}"
+        raise FilterError(f"'{op}' needs an integer, a date or a string, not a {kind}")
+
+    def prefix(self, prefix: str) -> str:
+        if not prefix:
+            return "a.k = 's'"
+        cond = f"a.k = 's' AND a.s >= {self.bind(prefix)}"
+        hi = prefix_successor(prefix)
+        return cond if hi is None else f"{cond} AND a.s < {self.bind(hi)}"
+
+    def fulltext(self, path: str, text: str) -> str:
+        paths = self.fulltext_paths if path == "fulltext" else (path,)
+        if not paths:
+            return _FALSE
+        words = [w.rstrip("*") for w in text.split()]
+        words = list(dict.fromkeys(w for w in words if w))
+        if paths == (path,):
+            where = f"a.path = {self.bind(path)}"
+        else:
+            where = "a.path IN (" + ", ".join(self.bind(p) for p in paths) + ")"
+        if not words:
+            return f"r.id IN ({_SUB}{where} AND a.k = 's')"
+        parts = []
+        for word in words:
+            if len(word) > MAX_INDEXED_STRING:  # longer than any indexed string: cannot occur in one
+                return _FALSE
+            pattern = "%" + word.translate(_ASCII_LOWER).translate(_LIKE_ESCAPE) + "%"
+            parts.append(
+                f"r.id IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
+            )
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+def compile_filter(
+    node: Node,
+    dialect: str,
+    *,
+    now: datetime | None = None,
+    fulltext_paths: Collection[str] = FULLTEXT_PATHS,
+) -> tuple[str, dict[str, object]]:
+    """``(sql, params)``: a boolean SQL expression over ``resources r`` and its parameters ``f0, f1, ...``.
+
+    The caller binds ``:type`` (the resource type) and puts the expression in
+    ``SELECT ... FROM resources r WHERE r.type = :type AND (<sql>)``. ``dialect`` is ``'sqlite'`` or
+    ``'postgresql'`` (the SQL is the same today). ``now`` is the instant date math is relative to (default: the
+    current time; naive means UTC). ``fulltext_paths`` are the attributes the virtual ``fulltext`` attribute searches with ``==``.
+    Raises ``FilterError`` for what the store cannot run (geo-spatial operators).
+    """
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {DIALECTS}")
+    if now is None:
+        now = datetime.now(timezone.utc)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=timezone.utc)
+    compiler = _Compiler(now, tuple(fulltext_paths))
+    sql = compiler.node(node)
+    return sql, compiler.params
