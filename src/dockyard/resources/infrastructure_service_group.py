@@ -15,4 +15,4 @@ SCHEMA = COMMON.extend(
 class InfrastructureServiceGroup(ResourceType):
     name = "infrastructure-service-group"
     schema = SCHEMA
-    collection_acl = {"query": [USER], "add": [USER]}
+    collection_acl = {"query": [USER], "add": [USER], "bulk-delete": [USER]}
