@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 from typing import Optional
 
 import typer
@@ -46,6 +47,10 @@ def serve(
                    "(shown once; set DOCKYARD_ADMIN_PASSWORD to choose it)", err=True)
     application = create_app(runtime.services)
     typer.echo(f"Dockyard listening on http://{settings['host']}:{settings['port']}/api/cloud-entry-point", err=True)
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these no-op
+    # handlers in place that re-raise does nothing, so a clean stop exits 0 instead of dying by SIGTERM
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
     uvicorn.run(application, host=settings["host"], port=settings["port"], log_level="warning",
                 loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
     runtime.services.store.close()
