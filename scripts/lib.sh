@@ -35,3 +35,31 @@ ensure_venv() {  # ensure_venv EXTRAS : the project's virtual environment, insta
     touch "$stamp"
   fi
 }
+
+ensure_docker() {  # a running Docker engine: Debian's docker.io, dockerd started when none answers
+  if ! command -v dockerd >/dev/null 2>&1; then apt_install docker.io; fi
+  if docker_ready; then return 0; fi
+  if [ "$(id -u)" != 0 ]; then
+    echo "No Docker engine answers at /var/run/docker.sock; start one (sudo dockerd) and retry." >&2
+    return 1
+  fi
+  echo "starting dockerd (log: /var/log/dockyard-dockerd.log)" >&2
+  nohup dockerd >/var/log/dockyard-dockerd.log 2>&1 &
+  for _ in $(seq 1 120); do docker_ready && return 0; sleep 0.5; done
+  echo "dockerd did not start; see /var/log/dockyard-dockerd.log" >&2
+  return 1
+}
+
+docker_ready() {
+  "$VENV/bin/python" - <<'PY' 2>/dev/null
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+try:
+    s.connect("/var/run/docker.sock")
+    s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+    sys.exit(0 if b" 200 " in s.recv(200) else 1)
+except OSError:
+    sys.exit(1)
+PY
+}

@@ -1,0 +1,205 @@
+"""The container-engine interface every backend implements, and its value types.
+
+Verbs follow nomad's driver: ``start`` creates and starts a deployment's task, ``stop`` signals it and
+waits, ``destroy`` removes everything the driver created for a deployment, ``inspect`` reads its state.
+Everything a driver creates carries the label ``dockyard.deployment-id`` so orphans can be found by label.
+Optional behaviour is declared in :class:`Capabilities`, not discovered by catching failures.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+LABEL_DEPLOYMENT = "dockyard.deployment-id"
+LABEL_JOB = "dockyard.job-id"
+LABEL_COMPONENT = "dockyard.component"
+LABEL_MANAGED = "dockyard.managed"
+
+# task states, in one place (compare nomad's TaskState)
+CREATED = "created"
+RUNNING = "running"
+RESTARTING = "restarting"
+EXITED = "exited"
+MISSING = "missing"
+TASK_STATES = (CREATED, RUNNING, RESTARTING, EXITED, MISSING)
+
+
+class DriverError(Exception):
+    """An engine failure, with a message a user understands and a short reason label.
+
+    ``recoverable`` is the engine's word on whether trying again may help (the engine was unreachable),
+    as opposed to a failure that will repeat (the image does not exist).
+    """
+
+    def __init__(self, message: str, *, reason: str = "engine-error", recoverable: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.recoverable = recoverable
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    swarm: bool = False
+    logs_follow: bool = True
+    events: bool = True
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    reachable: bool
+    version: str = ""
+    swarm: bool = False
+    swarm_manager: bool = False
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    target: int
+    protocol: str = "tcp"  # tcp | udp | sctp
+    published: int | None = None  # None: an ephemeral host port
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    type: str  # volume | bind | tmpfs
+    target: str
+    source: str | None = None
+    read_only: bool = False
+    options: tuple[tuple[str, str], ...] = ()  # volume driver options
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    condition: str = "none"  # none | on-failure | any
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True)
+class RegistryAuth:
+    username: str
+    password: str
+    serveraddress: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What to run for one deployment (one component)."""
+
+    deployment_id: str  # deployment/<uuid>
+    name: str  # DNS-safe name to give the container/service
+    image: str  # full reference: [registry/][repository/]name[:tag]
+    env: tuple[tuple[str, str], ...] = ()
+    ports: tuple[PortSpec, ...] = ()
+    mounts: tuple[MountSpec, ...] = ()
+    cpus: float | None = None
+    memory_mib: int | None = None
+    restart: RestartPolicy = RestartPolicy()
+    labels: tuple[tuple[str, str], ...] = ()
+    registry_auth: RegistryAuth | None = None
+    command: tuple[str, ...] | None = None
+    publish_ip: str = ""  # host address ports bind to; "" for all
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    protocol: str
+    target: int
+    host_port: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    deployment_id: str
+    task_id: str  # container (or service) id; "" when missing
+    name: str
+    state: str  # one of TASK_STATES
+    exit_code: int | None = None
+    error: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    restart_count: int = 0
+    ports: tuple[PublishedPort, ...] = ()
+    image: str = ""
+
+
+@dataclass(frozen=True)
+class StartResult:
+    status: TaskStatus
+    # phase → timestamp (UTC, Nuvla format): pulled, created, started
+    phases: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    """A change the engine reports for a task we manage."""
+
+    deployment_id: str
+    task_id: str
+    action: str  # start | die | restart | oom | destroy | ...
+    time: str
+    exit_code: int | None = None
+
+
+@dataclass
+class StopSignal:
+    """Set by the caller to end a long-running iterator (events, followed logs)."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+
+class Driver(ABC):
+    capabilities: Capabilities = Capabilities()
+
+    @abstractmethod
+    def check(self) -> EngineInfo:
+        """Whether the engine answers, its version, and whether it is a swarm (manager). Never raises."""
+
+    @abstractmethod
+    def start(self, spec: TaskSpec) -> StartResult:
+        """Pull the image if it is missing, create and start the task; return its state and published ports.
+
+        Idempotent per deployment: a task already created for the deployment is replaced. On failure
+        nothing is left behind and :class:`DriverError` says why (``image-not-found``, ``port-conflict``,
+        ``engine-unavailable``, ``registry-auth``, ``start-failed``).
+        """
+
+    @abstractmethod
+    def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
+        """Signal the deployment's tasks and wait up to ``timeout`` s; a missing task counts as stopped."""
+
+    @abstractmethod
+    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
+        """Remove everything created for the deployment (found by label). Idempotent."""
+
+    @abstractmethod
+    def inspect(self, deployment_id: str) -> list[TaskStatus]:
+        """The current state of each of the deployment's tasks; empty when none exists."""
+
+    @abstractmethod
+    def logs(self, deployment_id: str, *, since: str | None = None, tail: int | None = None,
+             timestamps: bool = True) -> list[str]:
+        """The log lines of the deployment's task (stdout and stderr, in order)."""
+
+    @abstractmethod
+    def follow_logs(self, deployment_id: str, stop: StopSignal, *, tail: int | None = 0) -> Iterator[str]:
+        """Yield log lines as they are written until ``stop`` is set or the task is removed."""
+
+    @abstractmethod
+    def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
+        """Yield engine events of managed tasks until ``stop`` is set; raises DriverError if the engine goes."""
+
+    @abstractmethod
+    def managed(self) -> dict[str, list[str]]:
+        """Every deployment id the engine holds tasks for (by label) → the task ids; finds orphans."""
