@@ -74,7 +74,7 @@ def _object_body(body: Any) -> dict[str, Any]:
 def add(ctx: Ctx, rtype: ResourceType, body: Any) -> Reply:
     body = _object_body(body)
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "add"):
-        raise Forbidden.for_resource(rtype.name)
+        raise Forbidden.for_resource(None)  # a collection ACL has no id: "credentials required"
     with ctx.store.write() as tx:
         doc = rtype.prepare(ctx, tx, _strip_input(rtype, body) if not rtype.templated else body)
         doc = insert(ctx, tx, rtype, doc)
@@ -211,7 +211,7 @@ def query_for(ctx: Ctx, rtype: ResourceType, params: SearchParams, window: int) 
 
 def search(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> dict[str, Any]:
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "query"):
-        raise Forbidden.for_resource(rtype.name)
+        raise Forbidden.for_resource(None)
     params = rtype.restrict_search(ctx, params)
     query = query_for(ctx, rtype, params, ctx.services.settings["search-window"])
     with ctx.store.read() as tx:
@@ -243,7 +243,7 @@ def collection_body(ctx: Ctx, rtype: ResourceType, count: int, resources: list[d
 
 def bulk_delete(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> Reply:
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "bulk-delete"):
-        raise Forbidden.for_resource(rtype.name)
+        raise Forbidden.for_resource(None)
     if params.filter is None:
         raise BadRequest("bulk delete needs a non-empty filter")
     claims = None if ctx.authn.is_admin else ctx.authn.claims
