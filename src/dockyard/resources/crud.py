@@ -242,10 +242,10 @@ def collection_body(ctx: Ctx, rtype: ResourceType, count: int, resources: list[d
 
 
 def bulk_delete(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> Reply:
+    if params.filter is None:
+        raise BadRequest("Bulk request should contain a non empty cimi filter.")
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "bulk-delete"):
         raise Forbidden.for_resource(None)
-    if params.filter is None:
-        raise BadRequest("bulk delete needs a non-empty filter")
     claims = None if ctx.authn.is_admin else ctx.authn.claims
     query = Query(rtype.name, params.filter, claims, acl_paths=("acl/owners", "acl/delete"))
     deleted: list[dict[str, Any]] = []
