@@ -285,6 +285,8 @@ def action(ctx: Ctx, rtype: ResourceType, rid: str, name: str, body: Any, method
         raise
     with ctx.store.write() as tx:
         events.record(ctx, tx, "action", doc, name=name)
+    if ctx.scratch.get("new-jobs"):
+        ctx.services.wake_workers()
     return reply
 
 

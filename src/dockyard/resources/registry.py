@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import credential, group, session, user
+from .job import Job
 from .base import ResourceType
 from .event import Event
 from .infrastructure_service_group import InfrastructureServiceGroup
@@ -19,6 +20,7 @@ def all_types() -> dict[str, ResourceType]:
         group.Group(),
         credential.Credential(),
         Event(),
+        Job(),
         InfrastructureServiceGroup(),
         *(template_type(name) for name in TEMPLATE_TYPES),
     ]

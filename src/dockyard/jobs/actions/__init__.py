@@ -1,0 +1,67 @@
+"""Job actions by name. Each is a function of a :class:`JobContext` returning the status message.
+
+An expected failure raises :class:`ActionFailed` with a message for the user (the job ends FAILED);
+anything else is a crash, recorded with its traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ...core.time import now_ts
+from ...resources import job as jobs
+from ...resources.base import Services
+
+
+class ActionFailed(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class JobContext:
+    """What an action sees: its job, the services, and ways to report progress."""
+
+    def __init__(self, services: Services, job: dict[str, Any], attempt: int) -> None:
+        self.services = services
+        self.job = job
+        self.attempt = attempt
+        # set when the lease was lost: another worker runs the job now, so stop writing
+        self.lost = threading.Event()
+
+    @property
+    def target(self) -> str:
+        return self.job["target-resource"]["href"]
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        raw = self.job.get("payload")
+        return json.loads(raw) if raw else {}
+
+    def progress(self, value: int, message: str | None = None) -> None:
+        fields: dict[str, Any] = {"progress": value}
+        if message:
+            fields["status_message"] = message
+        jobs.update(self.services, self.job["id"], **fields)
+
+    def phases(self, **stamps: str) -> None:
+        jobs.update(self.services, self.job["id"], phases=stamps)
+
+    def stamp(self, phase: str) -> str:
+        ts = now_ts()
+        self.phases(**{phase: ts})
+        return ts
+
+
+Action = Callable[[JobContext], str]
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str) -> Callable[[Action], Action]:
+    def register(fn: Action) -> Action:
+        ACTIONS[name] = fn
+        return fn
+    return register

@@ -1,0 +1,186 @@
+"""The job engine on SQLite and PostgreSQL: claims, wake-ups, leases, crashes, cancellation."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dockyard.core.authn import INTERNAL
+from dockyard.core.settings import Secret, Settings
+from dockyard.jobs.actions import ACTIONS, ActionFailed, action
+from dockyard.jobs.worker import WorkerPool
+from dockyard.resources import job as jobs
+from dockyard.resources.base import Ctx
+from dockyard.server.runtime import start
+from dockyard.store import queue
+
+RUNS: dict[str, int] = {}
+RUNS_LOCK = threading.Lock()
+
+
+@action("test_count")
+def _count(ctx):
+    with RUNS_LOCK:
+        RUNS[ctx.job["id"]] = RUNS.get(ctx.job["id"], 0) + 1
+    time.sleep(float(ctx.payload.get("sleep", 0)))
+    return f"ran {ctx.job['id']}"
+
+
+@action("test_fail")
+def _fail(ctx):
+    raise ActionFailed("the image 'nope' does not exist")
+
+
+@action("test_crash")
+def _crash(ctx):
+    raise ZeroDivisionError("boom")
+
+
+@action("test_slow_progress")
+def _slow(ctx):
+    ctx.progress(10)
+    ctx.stamp("pulled")
+    for _ in range(50):
+        if ctx.lost.is_set():
+            return "lost"
+        time.sleep(0.05)
+    return "slow done"
+
+
+@pytest.fixture
+def services(db_url, tmp_path):
+    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url,
+                                admin_password=Secret("admin-password-x"))
+    runtime = start(settings)
+    yield runtime.services
+    runtime.services.store.close()
+
+
+def queue_job(services, action_name, payload=None, priority=50):
+    ctx = Ctx(services, INTERNAL)
+    with services.store.write() as tx:
+        doc = jobs.create(ctx, tx, action_name, "event/target", acl=jobs.job_acl("user/x"), payload=payload,
+                          priority=priority)
+    services.wake_workers()
+    return doc["id"]
+
+
+def read(services, job_id):
+    with services.store.read() as tx:
+        return tx.get(job_id)
+
+
+def wait_final(services, job_id, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        doc = read(services, job_id)
+        if doc["state"] in jobs.FINAL_STATES:
+            return doc
+        time.sleep(0.01)
+    raise AssertionError(f"{job_id} still {read(services, job_id)['state']}")
+
+
+def test_a_queued_job_runs_at_once_and_succeeds(services):
+    pool = WorkerPool(services, threads=1, poll=30.0)  # a long poll: only the wake-up can be this fast
+    pool.start()
+    try:
+        t0 = time.monotonic()
+        job_id = queue_job(services, "test_count")
+        doc = wait_final(services, job_id)
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        pool.stop()
+    assert doc["state"] == "SUCCESS" and doc["progress"] == 100 and doc["return-code"] == 0
+    assert doc["status-message"] == f"ran {job_id}"
+    assert set(doc["phases"]) >= {"queued", "claimed"} and "started" in doc and doc["duration"] >= 0
+    with services.store.read() as tx:
+        assert queue.pending(tx) == 0
+
+
+def test_failures_and_crashes_are_recorded(services):
+    pool = WorkerPool(services, threads=1)
+    pool.start()
+    try:
+        failed = wait_final(services, queue_job(services, "test_fail"))
+        crashed = wait_final(services, queue_job(services, "test_crash"))
+        unknown = wait_final(services, queue_job(services, "no_such_action"))
+    finally:
+        pool.stop()
+    assert failed["state"] == "FAILED" and failed["status-message"] == "the image 'nope' does not exist"
+    assert crashed["state"] == "FAILED" and crashed["return-code"] == 2
+    assert "ZeroDivisionError: boom" in crashed["status-message"] and "Traceback" in crashed["status-message"]
+    assert unknown["state"] == "FAILED" and "Not implemented action" in unknown["status-message"]
+
+
+def test_two_pools_run_every_job_exactly_once(services):
+    ids = [queue_job(services, "test_count", {"sleep": 0.01}) for _ in range(40)]
+    pools = [WorkerPool(services, threads=2) for _ in range(2)]
+    for pool in pools:
+        pool.start()
+    try:
+        for job_id in ids:
+            assert wait_final(services, job_id, timeout=30)["state"] == "SUCCESS"
+    finally:
+        for pool in pools:
+            pool.stop()
+    assert all(RUNS[job_id] == 1 for job_id in ids)
+
+
+def test_priority_orders_claims(services):
+    low = queue_job(services, "test_count", priority=900)
+    high = queue_job(services, "test_count", priority=10)
+    with services.store.write() as tx:
+        assert queue.claim(tx, "w", time.time(), 30)[0] == high
+        assert queue.claim(tx, "w", time.time(), 30)[0] == low
+
+
+def test_a_job_whose_worker_died_is_taken_again_after_its_lease(services):
+    job_id = queue_job(services, "test_count")
+    with services.store.write() as tx:  # a worker that claims and then dies: its lease is never renewed
+        assert queue.claim(tx, "dead-worker", time.time(), 0.3)[0] == job_id
+    pool = WorkerPool(services, threads=1, poll=0.1)
+    pool.start()
+    try:
+        time.sleep(0.1)
+        assert read(services, job_id)["state"] == "QUEUED"  # still leased to the dead worker
+        doc = wait_final(services, job_id, timeout=5)
+    finally:
+        pool.stop()
+    assert doc["state"] == "SUCCESS" and doc["attempts"] == 2
+
+
+def test_a_worker_that_loses_its_lease_stops_writing(services):
+    pool = WorkerPool(services, threads=1, lease=0.6)
+    pool.start()
+    try:
+        job_id = queue_job(services, "test_slow_progress")
+        deadline = time.monotonic() + 5
+        while read(services, job_id)["state"] != "RUNNING" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with services.store.write() as tx:  # someone else took the job over
+            tx.conn.exec_driver_sql("UPDATE job_queue SET worker = 'other'")
+        time.sleep(0.6)
+        doc = read(services, job_id)
+    finally:
+        pool.stop()
+    assert doc["state"] == "RUNNING"  # the old worker did not write an outcome
+
+
+def test_cancel_ends_a_queued_job_and_edits_are_refused_after(services):
+    job_id = queue_job(services, "test_count")
+    ctx = Ctx(services, INTERNAL)
+    job_type = services.types["job"]
+    from dockyard.resources import crud
+    from dockyard.core.errors import Conflict
+    reply = crud.action(ctx, job_type, job_id, "cancel", None, "POST", f"/api/{job_id}/cancel")
+    assert reply.status == 200
+    doc = read(services, job_id)
+    assert doc["state"] == "CANCELED" and doc["progress"] == 100
+    with pytest.raises(Conflict) as err:
+        crud.edit(ctx, job_type, job_id, {"progress": 50})
+    assert err.value.message == "edit is not allowed in final state"
+    with services.store.read() as tx:
+        assert queue.pending(tx) == 0
+    assert "test_count" in ACTIONS
