@@ -11,7 +11,8 @@ import re
 from typing import Any
 
 from ..core.authn import BUILTIN_GROUPS, USER
-from ..core.errors import BadRequest, Conflict
+from ..core import acl as acls
+from ..core.errors import BadRequest, Conflict, Forbidden
 from ..store.db import Tx
 from . import templates
 from .attributes import COMMON, Attr, href, list_of
@@ -57,15 +58,20 @@ class Group(ResourceType):
         doc["acl"] = acl
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
-        self._check_parents(tx, doc)
+        self._check_parents(ctx, tx, doc, [])
 
     def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
-        self._check_parents(tx, new)
+        self._check_parents(ctx, tx, new, old.get("parents", []))
 
-    def _check_parents(self, tx: Tx, doc: dict[str, Any]) -> None:
+    def _check_parents(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], kept: list[str]) -> None:
+        """Members of a group log in with its parents' claims, so a new parent needs the right to
+        change that parent's members (edit-data on it); otherwise anyone could join group/nuvla-admin."""
         for parent in doc.get("parents", []):
-            if parent == doc["id"] or not tx.exists(parent):
+            found = tx.get(parent) if parent != doc["id"] else None
+            if found is None:
                 raise BadRequest(f"parent group {parent} does not exist")
+            if parent not in kept and "edit-data" not in acls.rights_of(found["acl"], ctx.authn):
+                raise Forbidden.for_resource(parent)
 
     def can_delete(self, doc: dict[str, Any]) -> bool:
         return doc["id"] not in BUILTIN_GROUPS
