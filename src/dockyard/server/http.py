@@ -67,6 +67,8 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON in request body: {exc}") from None
+    except RecursionError:
+        raise BadRequest("malformed JSON in request body: nested too deeply") from None
 
 
 def parse_form(body: bytes) -> list[tuple[str, str]]:
