@@ -83,6 +83,10 @@ class Api:
             return await handler(request)
         except DockyardError as exc:
             return http.error_response(exc)
+        except Exception:  # reading or parsing the request broke: still answer Nuvla's JSON
+            log.exception("unexpected error on %s %s", request.method, request.url.path)
+            return JSON({"status": 500, "message": "Unexpected exception thrown: see the server log"},
+                        status_code=500)
 
     # -- routes ------------------------------------------------------------------------------------
 
