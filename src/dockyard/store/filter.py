@@ -484,7 +484,7 @@ def _describe(e: UnexpectedInput, text: str) -> str:
             return f"unexpected end of filter{expected}"
         pos = tok.start_pos or 0
         term = _TERMINALS.get(tok.type)
-        if term is not None and getattr(term.pattern, "type", "") == "str":
+        if (term is not None and getattr(term.pattern, "type", "") == "str") or str(tok) in _KEYWORDS:
             what = repr(str(tok))
         else:
             what = f"{_terminal_name(tok.type)} {_excerpt(str(tok))}"
@@ -499,6 +499,7 @@ def _describe(e: UnexpectedInput, text: str) -> str:
     return "syntax error"  # pragma: no cover - lark raises no other UnexpectedInput for LALR
 
 
+_KEYWORDS = frozenset({"and", "or", "true", "false", "null"} | GEO_OPS)
 _NOT_BEFORE = re.compile(r"(?<![A-Za-z0-9_@:/-])not[ \t\n\r\f\v]*\Z", re.IGNORECASE)
 _DATE_BEFORE = re.compile(r"[0-9]+-[0-9]+(?:-[0-9]+)?\Z")
 

@@ -11,8 +11,9 @@ Semantics, for a comparison on path P (as Nuvla's Elasticsearch translation, on 
   ``'true'``; ``P=['x', 5]`` any of them. As there is one row per array element, an array matches when any
   element does. Numbers and strings never compare equal (``P=5`` does not match ``"5"``).
 * ``P!=v`` is ``NOT`` the above, so documents without P match (Elasticsearch ``must_not``).
-* ``P=null``: no row at P at all (missing, null, empty array, or a string too long to be indexed).
-  ``P!=null``: some row at P.
+* ``P=null``: no row at P or under it (``P/...``): missing, null, empty array or object, or a string too
+  long to be indexed. ``P!=null``: some row at P or under it (so ``module!=null`` holds when ``module/href``
+  is set, as Elasticsearch's ``exists`` on an object).
 * ``< <= > >=``: integers on ``n``; strings and dates (canonical UTC timestamps) on ``s``, in byte order on
   both databases (``s`` has collation "C" on PostgreSQL). Date math is resolved here, against ``now``.
 * ``P^='x'``: some ``s`` row starts with ``'x'``, as the range ``'x' <= s < successor('x')`` (exact for any
@@ -40,6 +41,9 @@ DIALECTS = ("sqlite", "postgresql")
 # What Elasticsearch's `fulltext` field holds for most Nuvla resources: the fields marked full-text in the specs
 FULLTEXT_PATHS: tuple[str, ...] = ("name", "description")
 
+# and/or levels nested as plain SQL on SQLite; deeper filters are compiled to CTEs (see _Compiler.flat)
+SQLITE_MAX_NESTING = 16
+
 _SUB = "SELECT a.id FROM attrs a WHERE a.type = :type AND "
 _FALSE = "1 = 0"
 _TRUE = "1 = 1"
@@ -63,13 +67,22 @@ def prefix_successor(prefix: str) -> str | None:
     return None
 
 
+def _depth(n: Node) -> int:
+    """How many and/or levels nest in ``n`` (0 for a comparison)."""
+    if type(n) is Comp:
+        return 0
+    return 1 + max((_depth(i) for i in n.items), default=0)  # type: ignore[union-attr]
+
+
 class _Compiler:
-    __slots__ = ("params", "now", "fulltext_paths")
+    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes")
 
     def __init__(self, now: datetime, fulltext_paths: tuple[str, ...]) -> None:
         self.params: dict[str, object] = {}
         self.now = now
         self.fulltext_paths = fulltext_paths
+        self.alias = "r"  # the resources alias comparisons test
+        self.ctes: list[str] = []
 
     def bind(self, value: object) -> str:
         name = f"f{len(self.params)}"
@@ -89,24 +102,54 @@ class _Compiler:
             return "(" + (" AND " if t is And else " OR ").join(parts) + ")"
         raise TypeError(f"not a filter node: {n!r}")
 
+    def flat(self, root: Node) -> str:
+        """``root`` with each and/or node as a CTE, so that the SQL text does not nest however deep the filter.
+
+        SQLite's parser has a fixed stack (3.40 overflows past 26 levels of ``x AND (y OR (...))`` over these sub-queries),
+        and a filter may nest 50 deep: past ``SQLITE_MAX_NESTING`` levels the expression becomes
+        ``r.id IN (WITH n0 AS (SELECT c.id FROM resources c WHERE c.type = :type AND (<one level>)), ...
+        SELECT id FROM nK)`` where each level refers to the CTEs of the levels below it.
+        """
+        self.alias = "c"
+        top = self.cte(root)  # children first: a CTE only refers to the ones before it
+        return f"r.id IN (WITH {', '.join(self.ctes)} SELECT id FROM {top})"
+
+    def cte(self, n: Node) -> str:
+        t = type(n)
+        if t is not And and t is not Or:
+            raise TypeError(f"not a filter node: {n!r}")
+        parts = [
+            self.comp(i) if type(i) is Comp else f"c.id IN (SELECT id FROM {self.cte(i)})"
+            for i in n.items  # type: ignore[union-attr]
+        ] or [_TRUE if t is And else _FALSE]
+        name = f"n{len(self.ctes)}"
+        joined = (" AND " if t is And else " OR ").join(parts)
+        self.ctes.append(f"{name} AS (SELECT c.id FROM resources c WHERE c.type = :type AND ({joined}))")
+        return name
+
     def rows(self, path: str, cond: str | None, negate: bool = False) -> str:
-        where = f"a.path = {self.bind(path)}" + (f" AND {cond}" if cond else "")
-        return f"r.id {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
+        where = f"a.path = {path}" + (f" AND {cond}" if cond else "")
+        return f"{self.alias}.id {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
 
     def comp(self, c: Comp) -> str:
         op, value, path = c.op, c.value, c.attr
         if op == "=" or op == "!=":
             negate = op == "!="
-            if value.kind == "null":
-                return self.rows(path, None, negate=not negate)
-            cond = self.equals(value)
-            if cond is None:  # empty list: nothing is equal
+            if value.kind == "list" and not value.v:  # empty list: nothing is equal
                 return _TRUE if negate else _FALSE
-            return self.rows(path, cond, negate)
+            if value.kind == "null":
+                # as Elasticsearch's exists: an object is there when any attribute under it is
+                p, lo, hi = self.bind(path), self.bind(path + "/"), self.bind(path + "0")  # '0' follows '/'
+                where = f"(a.path = {p} OR (a.path > {lo} AND a.path < {hi}))"
+                return f"{self.alias}.id {'IN' if negate else 'NOT IN'} ({_SUB}{where})"
+            p = self.bind(path)
+            return self.rows(p, self.equals(value), negate)
         if op in REL_OPS:
-            return self.rows(path, self.relation(op, value))
+            p = self.bind(path)
+            return self.rows(p, self.relation(op, value))
         if op == "^=":
-            return self.rows(path, self.prefix(self.string(value, op)))
+            p = self.bind(path)
+            return self.rows(p, self.prefix(self.string(value, op)))
         if op == "==":
             return self.fulltext(path, self.string(value, op))
         if op in GEO_OPS:
@@ -119,7 +162,7 @@ class _Compiler:
             raise FilterError(f"'{op}' needs a quoted string, not a {value.kind}")
         return value.v  # type: ignore[return-value]
 
-    def equals(self, value: Value) -> str | None:
+    def equals(self, value: Value) -> str:
         kind = value.kind
         if kind == "string" or kind == "date":
             return f"a.k = 's' AND a.s = {self.bind(value.v)}"
@@ -143,8 +186,6 @@ class _Compiler:
                 conds.append(f"(a.k = 's' AND a.s {self.among(dict.fromkeys(strings))})")
             if numbers:
                 conds.append(f"a.n {self.among(dict.fromkeys(numbers))}")
-            if not conds:
-                return None
             return conds[0] if len(conds) == 1 else "(" + " OR ".join(conds) + ")"
         raise FilterError(f"cannot compare with a {kind} using '='")
 
@@ -182,14 +223,14 @@ class _Compiler:
         else:
             where = "a.path IN (" + ", ".join(self.bind(p) for p in paths) + ")"
         if not words:
-            return f"r.id IN ({_SUB}{where} AND a.k = 's')"
+            return f"{self.alias}.id IN ({_SUB}{where} AND a.k = 's')"
         parts = []
         for word in words:
             if len(word) > MAX_INDEXED_STRING:  # longer than any indexed string: cannot occur in one
                 return _FALSE
             pattern = "%" + word.translate(_ASCII_LOWER).translate(_LIKE_ESCAPE) + "%"
             parts.append(
-                f"r.id IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
+                f"{self.alias}.id IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
             )
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
@@ -216,5 +257,8 @@ def compile_filter(
     elif now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     compiler = _Compiler(now, tuple(fulltext_paths))
-    sql = compiler.node(node)
+    if dialect == "sqlite" and _depth(node) > SQLITE_MAX_NESTING:
+        sql = compiler.flat(node)
+    else:
+        sql = compiler.node(node)
     return sql, compiler.params
