@@ -21,8 +21,8 @@ Values:
   ``'now+2h/d'``, ``'2019-01-01||+1M'``); resolved against the clock when compiled (``resolve_date_math``).
 * ``bool``, ``null``; ``list``: a tuple of ``string``/``int``/``date`` values (``a=['x' 'y']``, commas optional).
 
-Everything that goes wrong raises ``FilterError`` with a message naming the problem and where; never a lark
-exception. Limits (all FilterError): ``MAX_LENGTH`` characters, ``MAX_DEPTH`` nested parentheses,
+Everything that goes wrong raises ``FilterError`` with a message naming the problem and where (positions are
+0-based character offsets); never a lark exception. Parses are cached by text (the AST is immutable). Limits (all FilterError): ``MAX_LENGTH`` characters, ``MAX_DEPTH`` nested parentheses,
 ``MAX_COMPARISONS`` comparisons, ``MAX_LIST`` list elements.
 """
 
