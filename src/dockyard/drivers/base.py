@@ -200,6 +200,10 @@ class Driver(ABC):
     def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
         """Yield engine events of managed tasks until ``stop`` is set; raises DriverError if the engine goes."""
 
+    def host_address(self) -> str | None:
+        """The address at which this engine's containers reach the host (a local bridge's gateway), if any."""
+        return None
+
     @abstractmethod
     def managed(self) -> dict[str, list[str]]:
         """Every deployment id the engine holds tasks for (by label) → the task ids; finds orphans."""
