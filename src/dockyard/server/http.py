@@ -53,6 +53,8 @@ def _gunzip(body: bytes, limit: int) -> bytes:
         raise BadRequest(f"request body is not valid gzip: {exc}") from None
     if len(out) > limit or inflater.unconsumed_tail:
         raise PayloadTooLarge(f"request body inflates beyond the limit of {limit} bytes")
+    if not inflater.eof:
+        raise BadRequest("request body is not valid gzip: it ends before the gzip stream does")
     return out
 
 
