@@ -93,7 +93,7 @@ def insert(ctx: Ctx, tx: Tx, rtype: ResourceType, doc: dict[str, Any]) -> dict[s
     doc["resource-type"] = rtype.name
     doc["created"] = doc["updated"] = now_ts()
     doc["created-by"] = ctx.authn.user_id or "group/nuvla-anon"
-    if not doc.get("acl"):
+    if doc.get("acl") is None:  # as Nuvla's (or acl default): an empty acl is validated, not replaced
         doc["acl"] = rtype.default_acl(ctx, doc)
     rtype.normalise_acl(ctx, doc)
     doc = validate(rtype, doc)
