@@ -63,6 +63,14 @@ def validate(rtype: ResourceType, doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _normalise_acl(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any]) -> None:
+    """The type's ACL hook, on a well-formed ACL only: a malformed one is left for validation to refuse."""
+    acl = doc.get("acl")
+    if isinstance(acl, dict) and all(isinstance(ps, list) and all(isinstance(p, str) for p in ps)
+                                     for ps in acl.values()):
+        rtype.normalise_acl(ctx, doc)
+
+
 def _object_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
@@ -95,7 +103,7 @@ def insert(ctx: Ctx, tx: Tx, rtype: ResourceType, doc: dict[str, Any]) -> dict[s
     doc["created-by"] = ctx.authn.user_id or "group/nuvla-anon"
     if doc.get("acl") is None:  # as Nuvla's (or acl default): an empty acl is validated, not replaced
         doc["acl"] = rtype.default_acl(ctx, doc)
-    rtype.normalise_acl(ctx, doc)
+    _normalise_acl(ctx, rtype, doc)
     doc = validate(rtype, doc)
     rtype.before_add(ctx, tx, doc)
     tx.insert(doc, exclude=rtype.schema.unindexed)
@@ -162,7 +170,7 @@ def update(ctx: Ctx, tx: Tx, rtype: ResourceType, old: dict[str, Any], new: dict
     new["updated"] = now_ts()
     new["updated-by"] = ctx.authn.user_id or "group/nuvla-anon"
     rtype.before_edit(ctx, tx, old, new)
-    rtype.normalise_acl(ctx, new)
+    _normalise_acl(ctx, rtype, new)
     new = validate(rtype, new)
     tx.replace(new, exclude=rtype.schema.unindexed)
     return new

@@ -53,8 +53,11 @@ class Group(ResourceType):
         return doc
 
     def normalise_acl(self, ctx: Ctx, doc: dict[str, Any]) -> None:
+        users = doc.get("users", [])
+        if not isinstance(users, list) or not all(isinstance(u, str) for u in users):
+            return  # validation refuses it
         acl = dict(doc["acl"])
-        acl["view-data"] = sorted(set(acl.get("view-data", [])) | set(doc.get("users", [])))
+        acl["view-data"] = sorted(set(acl.get("view-data", [])) | set(users))
         doc["acl"] = acl
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
