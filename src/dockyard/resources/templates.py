@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.authn import ADMIN, ANON
-from ..core.errors import BadRequest, Forbidden, NotFound
+from ..core.errors import BadRequest
 from ..core.time import now_ts
 from ..core import acl as acls
 from ..store.db import Tx
@@ -53,10 +53,11 @@ def resolve(ctx: Ctx, tx: Tx, body: dict[str, Any], template_type_name: str) -> 
     if not isinstance(href, str) or not href.startswith(template_type_name + "/"):
         raise BadRequest(f"template 'href' must be the id of a {template_type_name}")
     doc = tx.get(href)
+    # as Nuvla's std-crud/resolve-hrefs: a bad href is a bad request
     if doc is None:
-        raise NotFound.for_resource(href)
-    if not acls.can_view(acls.rights_of(doc["acl"], ctx.authn)):
-        raise Forbidden.for_resource(href)
+        raise BadRequest(f"requested href not found: {href}")
+    if "view-data" not in acls.rights_of(doc["acl"], ctx.authn):
+        raise BadRequest(f"requested href cannot be accessed: {href}")
     merged = {k: v for k, v in doc.items() if k not in COMMON.by_name or k in ("name", "description")}
     merged.update({k: v for k, v in tpl.items() if k != "href"})
     return doc, merged
