@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
+import threading
 from typing import Optional
 
 import typer
@@ -19,6 +21,39 @@ def main() -> None:
     """Dockyard: launch customised containers, Nuvla-compatible."""
 
 
+def _settings(**overrides: object) -> config.Settings:
+    settings = config.from_env().with_(**overrides)
+    logging.basicConfig(level=settings["log-level"].upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return settings
+
+
+def _runtime(settings: config.Settings):  # noqa: ANN202
+    from ..server.runtime import start
+
+    try:
+        return start(settings)
+    except Exception as exc:  # a clear line, not a traceback, for a bad database URL or data dir
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _quiet_signals() -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these no-op
+    # handlers in place that re-raise does nothing, so a clean stop exits 0 instead of dying by SIGTERM
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 @app.command()
 def serve(
     host: Optional[str] = typer.Option(None, help="Address to listen on [default: 127.0.0.1].",
@@ -29,31 +64,59 @@ def serve(
     database: Optional[str] = typer.Option(None, "--database",
                                            help="SQLAlchemy URL of the store [default: SQLite in the data dir].",
                                            envvar="DOCKYARD_DATABASE_URL"),
+    no_workers: bool = typer.Option(False, "--no-workers",
+                                    help="Serve the API only; run `dockyard worker` processes for jobs."),
 ) -> None:
-    """Run the API server (and, in later versions, the UI and the workers) in one process."""
+    """Run the API, the job workers and the reconciler in one process."""
     import uvicorn
 
     from ..server.app import create_app
-    from ..server.runtime import start
+    from ..server.runtime import attach_engine, start_background
 
-    settings = config.from_env().with_(host=host, port=port, data_dir=data_dir, database_url=database)
-    logging.basicConfig(level=settings["log-level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        runtime = start(settings)
-    except Exception as exc:  # a clear line, not a traceback, for a bad database URL or data dir
-        raise typer.BadParameter(str(exc)) from exc
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database)
+    runtime = _runtime(settings)
     if runtime.generated_admin_password:
         typer.echo(f"Created user 'admin' with password: {runtime.generated_admin_password}\n"
                    "(shown once; set DOCKYARD_ADMIN_PASSWORD to choose it)", err=True)
+    attach_engine(runtime)
+    sockets = [_bind(settings["host"], settings["port"])]
+    for extra in runtime.extra_hosts:
+        if extra != settings["host"] and settings["host"] not in ("0.0.0.0", "::"):
+            try:
+                sockets.append(_bind(extra, settings["port"]))
+            except OSError as exc:
+                logging.getLogger("dockyard").warning("cannot listen on %s for containers: %s", extra, exc)
+    start_background(runtime, workers=not no_workers)
     application = create_app(runtime.services)
     typer.echo(f"Dockyard listening on http://{settings['host']}:{settings['port']}/api/cloud-entry-point", err=True)
-    # uvicorn re-raises the signal that stopped it once it has shut down gracefully; with these no-op
-    # handlers in place that re-raise does nothing, so a clean stop exits 0 instead of dying by SIGTERM
+    _quiet_signals()
+    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", loop="uvloop", http="httptools",
+                                           timeout_graceful_shutdown=10))
+    try:
+        server.run(sockets=sockets)
+    finally:
+        runtime.stop()
+
+
+@app.command()
+def worker(
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (for the master key).",
+                                           envvar="DOCKYARD_DATA_DIR"),
+    database: Optional[str] = typer.Option(None, "--database", help="SQLAlchemy URL of the shared store.",
+                                           envvar="DOCKYARD_DATABASE_URL"),
+) -> None:
+    """Run job workers and the reconciler only, against a store shared with `dockyard serve --no-workers`."""
+    from ..server.runtime import start_background
+
+    settings = _settings(data_dir=data_dir, database_url=database)
+    runtime = _runtime(settings)
+    done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: None)
-    uvicorn.run(application, host=settings["host"], port=settings["port"], log_level="warning",
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=10)
-    runtime.services.store.close()
+        signal.signal(sig, lambda *_: done.set())
+    start_background(runtime, workers=True)
+    typer.echo(f"Dockyard worker running ({settings['workers']} threads)", err=True)
+    done.wait()
+    runtime.stop()
 
 
 if __name__ == "__main__":

@@ -51,6 +51,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sqlite-busy-timeout", 30.0, "Seconds a SQLite writer waits for the write lock.", float),
     Setting("db-pool-size", 16, "Connections kept open to PostgreSQL per process.", int),
     Setting("log-level", "info", "Log level of the server."),
+    Setting("workers", 2, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
+    Setting("job-lease", 30.0, "Seconds a claimed job stays a worker's without renewal.", float),
+    Setting("job-poll", 1.0, "Seconds between queue polls when no wake-up arrives (other processes on SQLite).",
+            float),
+    Setting("sweep-interval", 30.0, "Seconds between full reconciliations of deployments with their engines.",
+            float),
+    Setting("stop-timeout", 10.0, "Seconds a stopping container gets before it is killed.", float),
+    Setting("publish-ip", "", "Host address container ports are published on; empty means every address."),
+    Setting("public-hostname", "", "Host name users reach published ports at (the 'hostname' parameter); "
+            "empty means localhost for a local engine, else the engine's host."),
+    Setting("api-endpoint", "", "NUVLA_ENDPOINT given to containers; empty means this server on the "
+            "address of the Docker bridge."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

@@ -110,6 +110,10 @@ class ResourceType:
     def default_acl(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, list[str]]:
         return {"owners": [ctx.authn.active_claim or "group/nuvla-admin"]}
 
+    def load(self, tx: "Tx", rid: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        """Read one document by id (modules resolve ``module/<uuid>_<n>`` versions here)."""
+        return tx.get(rid, for_update=for_update)
+
     # -- hooks (all run inside the write transaction) ----------------------------------------------
 
     def prepare(self, ctx: Ctx, tx: "Tx", body: dict[str, Any]) -> dict[str, Any]:

@@ -40,3 +40,27 @@ def bootstrap(services: Services, admin_password: str = "") -> str | None:
         group["users"] = sorted(set(group["users"]) | {uid})
         tx.replace(group)
     return password if generated else None
+
+
+LOCAL_INFRA = "infrastructure-service/local-docker"
+LOCAL_CREDENTIAL = "credential/local-docker"
+
+
+def register_local_engine(services: Services, endpoint: str, version: str = "") -> bool:
+    """Make the local engine available to every user, once; returns whether it was registered now."""
+    with services.store.write() as tx:
+        if tx.exists(LOCAL_INFRA):
+            return False
+        ts = now_ts()
+        shared = acls.normalise({"owners": [ADMIN], "view-data": [USER]})
+        tx.insert({"id": LOCAL_INFRA, "resource-type": "infrastructure-service", "created": ts, "updated": ts,
+                   "created-by": "internal", "name": "Local Docker engine",
+                   "description": f"the Docker engine beside Dockyard{(' (' + version + ')') if version else ''}",
+                   "subtype": "swarm", "method": "generic", "endpoint": endpoint, "state": "STARTED",
+                   "online": True, "default": True, "acl": shared})
+        tx.insert({"id": LOCAL_CREDENTIAL, "resource-type": "credential", "created": ts, "updated": ts,
+                   "created-by": "internal", "name": "Local Docker engine",
+                   "description": "no TLS is needed for the local socket",
+                   "subtype": "infrastructure-service-swarm", "method": "infrastructure-service-swarm",
+                   "parent": LOCAL_INFRA, "status": "VALID", "last-check": ts, "acl": shared})
+    return True

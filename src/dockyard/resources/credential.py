@@ -17,7 +17,7 @@ from ..core.time import ts_in
 from ..store.db import Tx
 from . import templates
 from .attributes import COMMON, Attr, Invalid, any_map, integer, one_of, string, timestamp
-from .base import Ctx, ResourceType, Reply
+from .base import Action, Ctx, ResourceType, Reply
 from .session import end_sessions
 
 
@@ -40,6 +40,10 @@ SCHEMA = COMMON.extend(
     Attr("digest", string(), server=True, hidden=True),
     Attr("hash", string(), server=True, hidden=True),
     Attr("template", any_map, server=True),
+    # infrastructure credentials: public certificates are readable, private keys never returned
+    Attr("ca", string(max_len=100000), immutable=True, indexed=False),
+    Attr("cert", string(max_len=100000), immutable=True, indexed=False),
+    Attr("key", string(max_len=100000), server=True, hidden=True),
 )
 
 
@@ -109,6 +113,10 @@ class Credential(ResourceType):
     schema = SCHEMA
     collection_acl = {"query": [USER, "group/nuvla-nuvlabox"], "add": [USER, "group/nuvla-nuvlabox"]}
     templated = True
+
+    def __init__(self, actions: tuple[Action, ...] = ()) -> None:
+        self.actions = actions
+        super().__init__()
 
     def default_acl(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, list[str]]:
         return {"owners": [ADMIN], "edit-acl": [ctx.authn.active_claim or ADMIN]}

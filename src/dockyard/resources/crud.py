@@ -114,7 +114,7 @@ def insert(ctx: Ctx, tx: Tx, rtype: ResourceType, doc: dict[str, Any]) -> dict[s
 
 def load_visible(ctx: Ctx, tx: Tx, rtype: ResourceType, rid: str, *, for_update: bool = False,
                  ) -> tuple[dict[str, Any], frozenset[str]]:
-    doc = tx.get(rid, for_update=for_update)
+    doc = rtype.load(tx, rid, for_update=for_update)
     if doc is None or doc.get("resource-type") != rtype.name:
         raise NotFound.for_resource(rid)
     rights = acls.rights_of(doc["acl"], ctx.authn)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from . import credential, group, session, user
+from . import credential, group, infrastructure_service, session, user
+from .deployment import Deployment
+from .deployment_parameter import DeploymentParameter
 from .job import Job
+from .module import Module, ModuleComponent
+from .resource_log import ResourceLog
 from .base import ResourceType
 from .event import Event
 from .infrastructure_service_group import InfrastructureServiceGroup
 from .templates import template_type
 
-TEMPLATE_TYPES = ("session-template", "user-template", "credential-template", "group-template")
+TEMPLATE_TYPES = ("session-template", "user-template", "credential-template", "group-template",
+                  "infrastructure-service-template")
 
 
 def all_types() -> dict[str, ResourceType]:
@@ -18,7 +23,13 @@ def all_types() -> dict[str, ResourceType]:
         user.User(),
         user.UserIdentifier(),
         group.Group(),
-        credential.Credential(),
+        credential.Credential(actions=(infrastructure_service.CHECK,)),
+        infrastructure_service.InfrastructureService(),
+        Module(),
+        ModuleComponent(),
+        Deployment(),
+        DeploymentParameter(),
+        ResourceLog(),
         Event(),
         Job(),
         InfrastructureServiceGroup(),
@@ -29,4 +40,4 @@ def all_types() -> dict[str, ResourceType]:
 
 def template_docs() -> list[dict]:
     return [*session.template_docs(), *user.template_docs(), *credential.template_docs(),
-            *group.template_docs()]
+            *group.template_docs(), *infrastructure_service.template_docs()]

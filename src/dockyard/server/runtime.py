@@ -1,26 +1,39 @@
-"""Assembling a running server: settings → store (migrated) → keys → resource types → seeded data."""
+"""Assembling a running server: settings → store (migrated) → keys → resource types → seeded data,
+then the local engine, the workers and the reconciler."""
 
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.crypto import Keys
 from ..core.settings import Settings
 from ..resources.base import Services
-from ..resources.bootstrap import bootstrap
+from ..resources.bootstrap import bootstrap, register_local_engine
 from ..resources.registry import all_types
 from ..store.db import Store
 
 KEY_FILE = "master.key"
+LOCAL_SOCKET = "unix:///var/run/docker.sock"
+log = logging.getLogger("dockyard.runtime")
 
 
 @dataclass
 class Runtime:
     services: Services
     generated_admin_password: str | None
+    background: list[Any] = field(default_factory=list)  # things with .stop()
+    # extra addresses to listen on (where containers reach this server)
+    extra_hosts: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for part in reversed(self.background):
+            part.stop()
+        self.services.store.close()
 
 
 def master_key(settings: Settings) -> bytes:
@@ -40,6 +53,7 @@ def master_key(settings: Settings) -> bytes:
 
 
 def start(settings: Settings) -> Runtime:
+    """The store, keys and types, seeded; nothing runs in the background yet."""
     os.makedirs(settings["data-dir"], exist_ok=True)
     store = Store(settings.database_url, pool_size=settings["db-pool-size"],
                   busy_timeout=settings["sqlite-busy-timeout"])
@@ -47,3 +61,40 @@ def start(settings: Settings) -> Runtime:
     services = Services(store=store, settings=settings, keys=Keys(master_key(settings)), types=all_types())
     password = bootstrap(services, settings["admin-password"].reveal())
     return Runtime(services, password)
+
+
+def attach_engine(runtime: Runtime) -> None:
+    """Register the local Docker engine for every user when it answers and none is registered, and work
+    out the address at which its containers reach this server (their NUVLA_ENDPOINT)."""
+    from ..drivers import get_driver
+
+    services = runtime.services
+    settings = services.settings
+    driver = get_driver(LOCAL_SOCKET, tls=None)
+    info = driver.check()
+    if not info.reachable:
+        log.warning("no local Docker engine answers at %s: deployments need one (%s)", LOCAL_SOCKET, info.message)
+        return
+    register_local_engine(services, LOCAL_SOCKET, info.version)
+    if settings["api-endpoint"]:
+        services.extras["api-endpoint"] = settings["api-endpoint"].rstrip("/")
+        return
+    gateway = driver.host_address()
+    if gateway:
+        runtime.extra_hosts.append(gateway)
+        services.extras["api-endpoint"] = f"http://{gateway}:{settings['port']}"
+
+
+def start_background(runtime: Runtime, *, workers: bool = True) -> None:
+    from ..jobs.reconciler import Reconciler
+    from ..jobs.worker import WorkerPool
+
+    settings = runtime.services.settings
+    if workers and settings["workers"] > 0:
+        pool = WorkerPool(runtime.services, threads=settings["workers"], lease=settings["job-lease"],
+                          poll=settings["job-poll"])
+        pool.start()
+        runtime.background.append(pool)
+        reconciler = Reconciler(runtime.services, interval=settings["sweep-interval"])
+        reconciler.start()
+        runtime.background.append(reconciler)

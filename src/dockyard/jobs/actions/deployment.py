@@ -1,0 +1,213 @@
+"""Deployment jobs: start, update, stop and destroy a deployment's task on its engine."""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlparse
+
+from ...core.authn import INTERNAL
+from ...core.time import now_ts
+from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
+                             TaskSpec, LABEL_COMPONENT, LABEL_JOB)
+from ...resources import deployment as deployments
+from ...resources.base import Ctx
+from ...resources.deployment_parameter import upsert
+from ...resources.session import end_sessions
+from ..engines import driver_for
+from . import ActionFailed, JobContext, action
+
+
+def _load(ctx: JobContext) -> dict[str, Any]:
+    with ctx.services.store.read() as tx:
+        dep = tx.get(ctx.target)
+    if dep is None:
+        raise ActionFailed(f"{ctx.target} no longer exists")
+    return dep
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30] or "app"
+
+
+def container_name(dep: dict[str, Any]) -> str:
+    """DNS-safe and unique: the app's name, then the deployment's uuid."""
+    return f"{_slug(dep['module'].get('path', 'app').rsplit('/', 1)[-1])}-{dep['id'].split('/', 1)[1]}"
+
+
+def image_ref(image: dict[str, Any]) -> str:
+    ref = "/".join(p for p in (image.get("registry"), image.get("repository")) if p)
+    ref = f"{ref}/{image['image-name']}" if ref else image["image-name"]
+    return f"{ref}:{image['tag']}" if image.get("tag") else ref
+
+
+def environment(ctx: JobContext, dep: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The container contract: Nuvla's variables first, then the app's own (empty values skipped)."""
+    creds = dep.get("api-credentials") or {}
+    now = datetime.now(timezone.utc)
+    env = {
+        "NUVLA_ENDPOINT": dep["api-endpoint"],
+        "NUVLA_DEPLOYMENT_ID": dep["id"],
+        "NUVLA_DEPLOYMENT_UUID": dep["id"].split("/", 1)[1],
+        "NUVLA_API_KEY": creds.get("api-key", ""),
+        "NUVLA_API_SECRET": ctx.services.keys.cipher.decrypt(creds.get("api-secret", "")),
+        "DATE_TIME": now.strftime("%y%m%d%H%M%S"),
+        "TIMESTAMP": str(int(now.timestamp())),
+    }
+    for var in dep["module"]["content"].get("environmental-variables", []):
+        if var.get("value"):
+            env[var["name"]] = var["value"]
+    return tuple(env.items())
+
+
+def hostname(ctx: JobContext, infra_endpoint: str) -> str:
+    configured = ctx.services.settings["public-hostname"]
+    if configured:
+        return configured
+    if infra_endpoint.startswith("unix://"):
+        return "localhost"
+    return urlparse(infra_endpoint).hostname or "localhost"
+
+
+def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
+    content = dep["module"]["content"]
+    ports = tuple(PortSpec(p["target-port"], p.get("protocol", "tcp"), p.get("published-port"))
+                  for p in content.get("ports", []))
+    mounts = tuple(MountSpec(m["mount-type"], m["target"], m.get("source"), bool(m.get("read-only")),
+                             tuple(sorted((m.get("volume-options") or {}).items())))
+                   for m in content.get("mounts", []))
+    policy = content.get("restart-policy") or {}
+    restart = RestartPolicy(policy.get("condition", "none"), policy.get("max-attempts"))
+    component = dep["module"].get("path", "app").rsplit("/", 1)[-1]
+    return TaskSpec(
+        deployment_id=dep["id"], name=container_name(dep), image=image_ref(content["image"]),
+        env=environment(ctx, dep), ports=ports, mounts=mounts, cpus=content.get("cpus"),
+        memory_mib=content.get("memory"), restart=restart,
+        labels=((LABEL_JOB, ctx.job["id"]), (LABEL_COMPONENT, component)),
+        registry_auth=_registry_auth(ctx, dep), publish_ip=ctx.services.settings["publish-ip"],
+    )
+
+
+def _registry_auth(ctx: JobContext, dep: dict[str, Any]) -> RegistryAuth | None:
+    return None  # private registries come with the registry issue
+
+
+def create_parameters(ctx: JobContext, dep: dict[str, Any], host: str) -> None:
+    """Before the container starts, so that it can set its outputs with one PUT of a computed id."""
+    content = dep["module"]["content"]
+    node = dep["id"].split("/", 1)[1]
+    ictx = Ctx(ctx.services, INTERNAL)
+    with ctx.services.store.write() as tx:
+        upsert(ictx, tx, dep, "hostname", host, description="the host where the ports are published")
+        for out in content.get("output-parameters", []):
+            upsert(ictx, tx, dep, out["name"], node_id=node, description=out.get("description"),
+                   keep_value=True)
+        for port in content.get("ports", []):
+            proto = port.get("protocol", "tcp")
+            upsert(ictx, tx, dep, f"{proto}.{port['target-port']}", node_id=node, keep_value=True,
+                   description=f"mapping for {proto} port {port['target-port']}")
+
+
+def publish(ctx: JobContext, dep: dict[str, Any], result: StartResult) -> None:
+    node = dep["id"].split("/", 1)[1]
+    ictx = Ctx(ctx.services, INTERNAL)
+    with ctx.services.store.write() as tx:
+        for port in result.status.ports:
+            upsert(ictx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
+                   description=f"mapping for {port.protocol} port {port.target}")
+
+
+def task_summary(status: Any) -> dict[str, Any]:
+    out = {"state": status.state, "restarts": status.restart_count, "id": status.task_id[:12],
+           "name": status.name, "checked": now_ts()}
+    if status.exit_code is not None:
+        out["exit-code"] = status.exit_code
+    if status.error:
+        out["error"] = status.error
+    if status.started_at:
+        out["started"] = status.started_at
+    return out
+
+
+def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
+    dep = _load(ctx)
+    if dep["state"] not in from_states:
+        return f"nothing to {verb}: {dep['id']} is {dep['state']}"
+    try:
+        driver = driver_for(ctx.services, dep["infrastructure-service"])
+        create_parameters(ctx, dep, hostname(ctx, _endpoint(ctx, dep)))
+        ctx.progress(10)
+        t0 = time.monotonic()
+        result = driver.start(task_spec(ctx, dep))
+    except DriverError as exc:
+        deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.ERROR,
+                               status_message=exc.message)
+        raise ActionFailed(exc.message) from None
+    if ctx.lost.is_set():
+        return "lease lost"
+    publish(ctx, dep, result)
+    phases = dict(result.phases)
+    ctx.phases(**phases)
+    ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
+    message = f"{verb}ed {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
+    stored = deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.STARTED,
+                                    status_message=message, phases=phases, task=task_summary(result.status))
+    if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
+        driver.destroy(dep["id"])
+        return f"{dep['id']} changed while starting; its container was removed"
+    return message
+
+
+def _endpoint(ctx: JobContext, dep: dict[str, Any]) -> str:
+    with ctx.services.store.read() as tx:
+        infra = tx.get(dep["infrastructure-service"])
+    return infra["endpoint"] if infra else ""
+
+
+@action("start_deployment")
+def start_deployment(ctx: JobContext) -> str:
+    return _run(ctx, "start", frozenset({deployments.STARTING}))
+
+
+@action("update_deployment")
+def update_deployment(ctx: JobContext) -> str:
+    return _run(ctx, "update", frozenset({deployments.UPDATING}))
+
+
+@action("stop_deployment")
+def stop_deployment(ctx: JobContext) -> str:
+    dep = _load(ctx)
+    if dep["state"] != deployments.STOPPING:
+        return f"nothing to stop: {dep['id']} is {dep['state']}"
+    payload = ctx.payload
+    try:
+        driver = driver_for(ctx.services, dep["infrastructure-service"])
+        ctx.progress(10)
+        driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
+        driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
+    except DriverError as exc:
+        deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
+                               state=deployments.ERROR, status_message=exc.message)
+        raise ActionFailed(exc.message) from None
+    with ctx.services.store.write() as tx:
+        for cred in tx.find_all("credential", "parent", dep["id"]):
+            end_sessions(tx, "credential", cred["id"])
+            tx.delete(cred["id"])
+    deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
+                           state=deployments.STOPPED, status_message="stopped",
+                           phases={"stopped": now_ts()}, task={"state": "missing", "checked": now_ts()})
+    return f"stopped {dep['id']}"
+
+
+@action("destroy_deployment")
+def destroy_deployment(ctx: JobContext) -> str:
+    infra = ctx.payload.get("infrastructure-service")
+    if not infra:
+        return "no engine to clean"
+    try:
+        driver_for(ctx.services, infra).destroy(ctx.target)
+    except DriverError as exc:
+        raise ActionFailed(exc.message) from None
+    return f"removed what {ctx.target} had on its engine"

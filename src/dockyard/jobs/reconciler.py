@@ -1,0 +1,156 @@
+"""Keeping deployments true to their engines: live from the engine's event stream, plus a slow sweep.
+
+An event of a managed container (it died, restarted, came back) updates its deployment within moments:
+the ``task`` summary, the parameters ``current.state``, ``restart.number`` and ``restart.exit.code``,
+and the state (a STARTED deployment whose container is gone or exited is in ERROR, with the reason; one
+whose container runs again is STARTED). Deployments being started or stopped belong to their jobs and
+are left alone. The sweep does the same for every running deployment, catches what events missed (a
+restart of Dockyard, an engine that was away) and removes orphans: containers labelled with a
+deployment that no longer exists or is stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from ..core.authn import INTERNAL
+from ..drivers.base import EXITED, MISSING, RESTARTING, RUNNING, DriverError, StopSignal, TaskStatus
+from ..resources import deployment as deployments
+from ..resources.base import Ctx, Services
+from ..resources.deployment_parameter import upsert
+from ..store import filter as cimi_filter
+from ..store.query import Query
+from .actions.deployment import task_summary
+from .engines import driver_for
+
+log = logging.getLogger("dockyard.reconciler")
+WATCHED = frozenset({deployments.STARTED, deployments.ERROR})
+
+
+class Reconciler:
+    def __init__(self, services: Services, *, interval: float = 30.0) -> None:
+        self.services = services
+        self.interval = interval
+        self._stop = StopSignal()
+        self._watchers: dict[str, threading.Thread] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._sweep_loop, name="dockyard-sweep", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(5)
+
+    # -- the sweep ---------------------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+            self._stop.event.wait(self.interval)
+
+    def engines(self) -> list[str]:
+        with self.services.store.read() as tx:
+            return [doc["id"] for doc in tx.search(Query("infrastructure-service",
+                                                         cimi_filter.parse("subtype='swarm'"))).docs]
+
+    def sweep(self) -> None:
+        for infra_id in self.engines():
+            self._watch(infra_id)
+            try:
+                driver = driver_for(self.services, infra_id)
+                held = driver.managed()
+            except DriverError as exc:
+                log.info("engine %s unavailable for the sweep: %s", infra_id, exc.message)
+                continue
+            with self.services.store.read() as tx:
+                active = tx.search(Query("deployment", cimi_filter.parse(
+                    f"infrastructure-service='{infra_id}' and (state='STARTED' or state='ERROR' "
+                    "or state='STARTING' or state='STOPPING' or state='UPDATING')"))).docs
+            known = {d["id"]: d for d in active}
+            for dep_id in set(held) - set(known):
+                log.info("removing orphaned containers of %s", dep_id)
+                try:
+                    driver.destroy(dep_id)
+                except DriverError as exc:
+                    log.warning("could not remove orphans of %s: %s", dep_id, exc.message)
+            for dep in active:
+                if dep["state"] in WATCHED:
+                    self.reconcile(dep["id"], infra_id)
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def _watch(self, infra_id: str) -> None:
+        thread = self._watchers.get(infra_id)
+        if thread is not None and thread.is_alive():
+            return
+        thread = threading.Thread(target=self._events, args=(infra_id,), name=f"dockyard-events-{infra_id}",
+                                  daemon=True)
+        self._watchers[infra_id] = thread
+        thread.start()
+
+    def _events(self, infra_id: str) -> None:
+        while not self._stop.is_set():
+            try:
+                for event in driver_for(self.services, infra_id).events(self._stop):
+                    self.reconcile(event.deployment_id, infra_id)
+            except DriverError as exc:
+                log.info("event stream of %s ended: %s", infra_id, exc.message)
+            except Exception:
+                log.exception("event stream of %s failed", infra_id)
+            self._stop.event.wait(2.0)
+
+    # -- one deployment ----------------------------------------------------------------------------
+
+    def reconcile(self, deployment_id: str, infra_id: str) -> None:
+        with self.services.store.read() as tx:
+            dep = tx.get(deployment_id)
+        if dep is None or dep["state"] not in WATCHED:
+            return
+        try:
+            tasks = driver_for(self.services, infra_id).inspect(deployment_id)
+        except DriverError as exc:
+            log.info("cannot inspect %s: %s", deployment_id, exc.message)
+            return
+        status = tasks[0] if tasks else TaskStatus(deployment_id, "", "", MISSING)
+        fields: dict[str, Any] = {"task": task_summary(status)}
+        if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
+            fields["state"] = deployments.ERROR
+            fields["status-message"] = _why(status)
+        elif dep["state"] == deployments.ERROR and status.state in (RUNNING, RESTARTING) \
+                and dep.get("task", {}).get("state") in (EXITED, MISSING, RESTARTING):
+            fields["state"] = deployments.STARTED
+            fields["status-message"] = "the container runs again"
+        if _changed(dep.get("task", {}), fields["task"]) or "state" in fields:
+            fields = {k.replace("-", "_"): v for k, v in fields.items()}
+            stored = deployments.set_fields(self.services, deployment_id, only_in=WATCHED, **fields)
+            if stored is not None:
+                self._parameters(stored, status)
+
+    def _parameters(self, dep: dict[str, Any], status: TaskStatus) -> None:
+        node = dep["id"].split("/", 1)[1]
+        ctx = Ctx(self.services, INTERNAL)
+        with self.services.store.write() as tx:
+            upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
+            upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
+            if status.exit_code is not None and status.state != RUNNING:
+                upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
+
+
+def _why(status: TaskStatus) -> str:
+    if status.state == MISSING:
+        return "the container is gone (removed outside Dockyard)"
+    detail = f": {status.error}" if status.error else ""
+    return f"the container exited with code {status.exit_code}{detail}"
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    keys = ("state", "restarts", "exit-code", "id", "error")
+    return any(old.get(k) != new.get(k) for k in keys)

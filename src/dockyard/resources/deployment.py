@@ -1,0 +1,364 @@
+"""Deployments: an app launched on an engine, with Nuvla's states, operations and rules.
+
+``start`` creates the deployment's own API key (its secret is kept encrypted, never returned) and a
+``start_deployment`` job; ``stop`` a ``stop_deployment`` job, which removes the containers and deletes
+every credential whose parent is the deployment; ``delete`` removes parameters, logs and credentials.
+The deployment can read itself and edit its parameters with its key; its ACL is rewritten on every edit
+so that this stays true.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..core import acl as acls
+from ..core import crypto
+from ..core.authn import ADMIN, ANON, INTERNAL, USER
+from ..core.errors import BadRequest, Conflict, Forbidden, NotFound
+from ..core.time import now_ts
+from ..store.db import Tx
+from . import crud
+from . import job as jobs
+from .attributes import COMMON, Attr, any_map, href, list_of, one_of, string, text
+from .base import Action, Ctx, ResourceType, Reply
+from .deployment_parameter import DEPLOYMENT_ROLE, of_deployment, parameter_acl
+from .module import split_version
+from .session import end_sessions
+
+CREATED, STARTING, STARTED, STOPPING, STOPPED = "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED"
+PAUSING, PAUSED, SUSPENDING, SUSPENDED = "PAUSING", "PAUSED", "SUSPENDING", "SUSPENDED"
+UPDATING, UPDATED, PENDING, ERROR = "UPDATING", "UPDATED", "PENDING", "ERROR"
+STATES = (CREATED, STARTING, STARTED, STOPPING, STOPPED, PAUSING, PAUSED, SUSPENDING, SUSPENDED, UPDATING,
+          UPDATED, PENDING, ERROR)
+STARTABLE = frozenset({CREATED, STOPPED})
+STOPPABLE = frozenset({PENDING, STARTING, UPDATING, STARTED, ERROR})
+UPDATABLE = frozenset({STARTED, ERROR})
+DELETABLE = frozenset({CREATED, STOPPED})
+LOGGABLE = frozenset({STARTED, UPDATING, ERROR})
+# state → (label, colour) for the UI and the CLI
+BADGES = {CREATED: ("created", "grey"), STARTING: ("starting", "blue"), STARTED: ("started", "green"),
+          STOPPING: ("stopping", "blue"), STOPPED: ("stopped", "grey"), UPDATING: ("updating", "blue"),
+          PENDING: ("pending", "blue"), ERROR: ("error", "red")}
+
+DEFAULT_CREDENTIAL = "credential/local-docker"
+JOB_PRIORITY = 50
+
+
+def _api_credentials(value: Any) -> Any:
+    return any_map(value)
+
+
+SCHEMA = COMMON.extend(
+    Attr("module", any_map, required=True, immutable=True, indexed=False),
+    Attr("state", one_of(*STATES), required=True),
+    Attr("api-endpoint", string(max_len=2000), required=True),
+    Attr("api-credentials", _api_credentials, server=True, indexed=False),
+    Attr("parent", href("credential"), immutable=True),
+    Attr("owner", string(), server=True),
+    Attr("infrastructure-service", href("infrastructure-service"), server=True),
+    Attr("infrastructure-service-name", string(), server=True),
+    Attr("credential-name", string(), server=True),
+    Attr("execution-mode", one_of("pull", "push", "mixed")),
+    Attr("data", any_map),
+    Attr("data-records", any_map),
+    Attr("registries-credentials", list_of(string(nonblank=False))),
+    Attr("status-message", text(100_000), server=True, indexed=False),
+    # where the time went: queued, claimed, pulled, created, started (and stop phases)
+    Attr("phases", any_map, server=True),
+    # the engine's view of the task: state, exit code, restarts, since
+    Attr("task", any_map, server=True),
+    Attr("module-href", string(), server=True),
+)
+
+
+class Deployment(ResourceType):
+    name = "deployment"
+    schema = SCHEMA
+    collection_acl = {"query": [USER, DEPLOYMENT_ROLE], "add": [USER], "bulk-action": [USER]}
+
+    def __init__(self) -> None:
+        self.actions = (
+            Action("start", start, available=lambda d: d["state"] in STARTABLE),
+            Action("stop", stop, available=lambda d: d["state"] in STOPPABLE),
+            Action("update", update, available=lambda d: d["state"] in UPDATABLE),
+            Action("create-log", create_log, available=lambda d: d["state"] in LOGGABLE),
+            Action("clone", clone, available=lambda d: True),
+            Action("fetch-module", fetch_module, available=lambda d: True),
+            Action("force-delete", force_delete, right="delete"),
+        )
+        super().__init__()
+
+    # -- create ------------------------------------------------------------------------------------
+
+    def prepare(self, ctx: Ctx, tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
+        module = body.get("module")
+        if not isinstance(module, dict) or not isinstance(module.get("href"), str):
+            raise BadRequest("a deployment needs 'module': {'href': 'module/<uuid>'}")
+        doc: dict[str, Any] = {"module": resolve_module(ctx, tx, module["href"]), "state": CREATED}
+        doc["api-endpoint"] = body.get("api-endpoint") or ctx.services.extras.get("api-endpoint") or ctx.endpoint
+        for key in ("name", "description", "tags", "execution-mode", "data", "data-records",
+                    "registries-credentials"):
+            if key in body:
+                doc[key] = body[key]
+        doc["parent"] = body.get("parent") or DEFAULT_CREDENTIAL
+        doc["owner"] = ctx.authn.active_claim
+        return doc
+
+    def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        resolve_infrastructure(ctx, tx, doc)
+
+    # -- edit --------------------------------------------------------------------------------------
+
+    def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if new.get("parent") != old.get("parent"):
+            resolve_infrastructure(ctx, tx, new)
+        if new.get("acl") != old.get("acl"):
+            for param in of_deployment(tx, old["id"]):
+                param["acl"] = acls.normalise(parameter_acl({**new, "acl": acls.normalise(new["acl"])}))
+                tx.replace(param)
+
+    def normalise_acl(self, ctx: Ctx, doc: dict[str, Any]) -> None:
+        """As Nuvla on every write: the owner stays an owner and the deployment can read itself."""
+        acl = {k: list(v) for k, v in doc["acl"].items()}
+        owner = doc.get("owner")
+        if owner and owner not in acl.get("owners", []):
+            acl["owners"] = [*acl.get("owners", []), owner]
+        acl["view-data"] = sorted(set(acl.get("view-data", [])) | {doc["id"]})
+        doc["acl"] = acl
+
+    def present(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, Any]:
+        creds = doc.get("api-credentials")
+        if creds:
+            doc = {**doc, "api-credentials": {"api-key": creds.get("api-key")}}
+        return doc
+
+    # -- delete ------------------------------------------------------------------------------------
+
+    def can_delete(self, doc: dict[str, Any]) -> bool:
+        return doc["state"] in DELETABLE
+
+    def refuse_delete(self, doc: dict[str, Any]) -> None:
+        raise Conflict(f"Action delete cannot be called on {doc['id']} in state {doc['state']}!", doc["id"])
+
+    def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        delete_children(tx, doc["id"])
+
+
+def resolve_module(ctx: Ctx, tx: Tx, module_href: str) -> dict[str, Any]:
+    """A full copy of the module (meta, versions, content of the chosen version) with ``href`` as given."""
+    module_type = ctx.services.types["module"]
+    base, _ = split_version(module_href)
+    doc = module_type.load(tx, module_href)
+    if doc is None:
+        raise NotFound.for_resource(module_href)
+    if not acls.has(doc["acl"], ctx.authn, "view-data"):
+        raise Forbidden.for_resource(module_href)
+    if doc["subtype"] != "component":
+        raise BadRequest(f"only component modules can be deployed for now, not {doc['subtype']}")
+    if "content" not in doc:
+        raise BadRequest(f"{module_href} has no content to deploy")
+    copy = {k: v for k, v in doc.items() if k not in ("acl", "operations")}
+    copy["id"] = base
+    copy["href"] = module_href
+    return copy
+
+
+def resolve_infrastructure(ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+    cred_id = doc.get("parent")
+    cred = tx.get(cred_id) if cred_id else None
+    if cred is None or cred.get("resource-type") != "credential":
+        if cred_id == DEFAULT_CREDENTIAL:
+            raise BadRequest("no engine is registered: start Dockyard where a Docker engine runs, or give "
+                             "'parent', the credential of an infrastructure-service")
+        raise NotFound.for_resource(cred_id or "credential")
+    if not acls.can_view(acls.rights_of(cred["acl"], ctx.authn)):
+        raise Forbidden.for_resource(cred_id)
+    if cred.get("subtype") != "infrastructure-service-swarm":
+        raise BadRequest(f"{cred_id} is not the credential of a Docker engine")
+    infra = tx.get(cred["parent"])
+    if infra is None:
+        raise NotFound.for_resource(cred["parent"])
+    doc["infrastructure-service"] = infra["id"]
+    doc["infrastructure-service-name"] = infra.get("name", infra["id"])
+    doc["credential-name"] = cred.get("name", cred_id)
+
+
+def delete_children(tx: Tx, deployment_id: str) -> None:
+    for child_type in ("credential", "deployment-parameter", "resource-log"):
+        for child in tx.find_all(child_type, "parent", deployment_id):
+            if child_type == "credential":
+                end_sessions(tx, "credential", child["id"])
+            tx.delete(child["id"])
+
+
+# -- actions ---------------------------------------------------------------------------------------
+
+def _locked(ctx: Ctx, tx: Tx, doc: dict[str, Any], allowed: frozenset[str], action: str) -> dict[str, Any]:
+    current = tx.get(doc["id"], for_update=True)
+    if current is None:
+        raise NotFound.for_resource(doc["id"])
+    if current["state"] not in allowed:
+        raise Conflict(f"Action {action} cannot be called on {doc['id']} in state {current['state']}!", doc["id"])
+    return current
+
+
+def _set(ctx: Ctx, tx: Tx, current: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    new = dict(current)
+    for key, value in fields.items():
+        new[key.replace("_", "-")] = value
+    return crud.update(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["deployment"], current, new)
+
+
+def _accepted(action: str, dep_id: str, job: dict[str, Any]) -> Reply:
+    return Reply(202, {"status": 202, "message": f"{action} {dep_id} with async {job['id']}",
+                       "resource-id": dep_id, "location": job["id"]}, {"Location": job["id"]})
+
+
+def new_api_key(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> dict[str, str]:
+    """The deployment's own key: it acts as the deployment, or as the starting user when the app asks."""
+    content = deployment["module"].get("content", {})
+    if content.get("requires-user-rights"):
+        identity = ctx.authn.active_claim or ctx.authn.user_id
+        roles = sorted(c for c in ctx.authn.claims if not c.startswith("session/"))
+    else:
+        identity = deployment["id"]
+        roles = [deployment["id"], DEPLOYMENT_ROLE, ANON]
+    secret = crypto.new_api_secret()
+    cred = crud.insert(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["credential"], {
+        "subtype": "api-key", "method": "generate-api-key", "parent": deployment["id"],
+        "name": f"API credential for {deployment['id']}",
+        "description": f"generated API credential for {deployment['id']}",
+        "digest": crypto.keyed_digest(ctx.services.keys.digest, crypto.clean_api_secret(secret)),
+        "claims": {"identity": identity, "roles": roles},
+        "acl": {"owners": [ADMIN], "view-meta": [deployment["owner"]], "edit-acl": [deployment["id"]]},
+    })
+    return {"api-key": cred["id"], "api-secret": ctx.services.keys.cipher.encrypt(secret)}
+
+
+def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    with ctx.store.write() as tx:
+        current = _locked(ctx, tx, doc, STARTABLE, "start")
+        if current["state"] == STOPPED:
+            for param in of_deployment(tx, current["id"]):
+                tx.delete(param["id"])
+        for old_key in tx.find_all("credential", "parent", current["id"]):
+            end_sessions(tx, "credential", old_key["id"])
+            tx.delete(old_key["id"])
+        creds = new_api_key(ctx, tx, current)
+        job = jobs.create(ctx, tx, "start_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
+                          priority=JOB_PRIORITY)
+        _set(ctx, tx, current, state=STARTING, api_credentials=creds, status_message="",
+             phases={"queued": job["phases"]["queued"]}, task={})
+    return _accepted("starting", doc["id"], job)
+
+
+def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    payload = {k: bool(body[k]) for k in ("delete", "remove-volumes", "remove-images") if k in body}
+    with ctx.store.write() as tx:
+        current = _locked(ctx, tx, doc, STOPPABLE, "stop")
+        job = jobs.create(ctx, tx, "stop_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
+                          payload=payload, priority=JOB_PRIORITY)
+        _set(ctx, tx, current, state=STOPPING, phases={**current.get("phases", {}), "stop-queued": now_ts()})
+    return _accepted("stopping", doc["id"], job)
+
+
+def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    with ctx.store.write() as tx:
+        current = _locked(ctx, tx, doc, UPDATABLE, "update")
+        job = jobs.create(ctx, tx, "update_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
+                          priority=JOB_PRIORITY)
+        _set(ctx, tx, current, state=UPDATING)
+    return _accepted("updating", doc["id"], job)
+
+
+def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    """Deletes in any state. The engine's containers go too, through a job, so nothing is leaked."""
+    with ctx.store.write() as tx:
+        current = tx.get(doc["id"], for_update=True)
+        if current is None:
+            raise NotFound.for_resource(doc["id"])
+        if current["state"] not in DELETABLE:
+            jobs.create(ctx, tx, "destroy_deployment", current["id"], acl=jobs.job_acl(ADMIN),
+                        payload={"infrastructure-service": current.get("infrastructure-service")},
+                        priority=JOB_PRIORITY)
+        crud.remove(ctx, tx, rtype, current, force=True)
+    crud.notify(ctx, "delete", current)
+    return Reply(200, {"status": 200, "message": f"{doc['id']} deleted", "resource-id": doc["id"]})
+
+
+def create_log(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    from .resource_log import create_for
+
+    with ctx.store.write() as tx:
+        log = create_for(ctx, tx, doc, body)
+    return Reply(201, {"status": 201, "message": f"{log['id']} created", "resource-id": log["id"]},
+                 {"Location": log["id"]})
+
+
+def clone(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    if not acls.has(doc["acl"], ctx.authn, "view-data"):
+        raise Forbidden.for_resource(doc["id"])
+    new_body = {"module": {"href": doc["module"].get("href", doc["module"]["id"])}}
+    for key in ("data", "data-records", "name", "description", "tags"):
+        if key in doc:
+            new_body[key] = doc[key]
+    return crud.add(ctx, rtype, new_body)
+
+
+def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    if not acls.has(doc["acl"], ctx.authn, "edit-data"):
+        raise Forbidden.for_resource(doc["id"])
+    href_ = body.get("module-href")
+    base = doc["module"]["id"]
+    if not isinstance(href_, str) or split_version(href_)[0] != base:
+        raise BadRequest("invalid module-href")
+    with ctx.store.write() as tx:
+        current = tx.get(doc["id"], for_update=True)
+        module = resolve_module(ctx, tx, href_)
+        new = _set(ctx, tx, current, module=module)
+    crud.notify(ctx, "edit", new)
+    return Reply(200, crud.present(ctx, rtype, new, acls.rights_of(new["acl"], ctx.authn)))
+
+
+# -- what job outcomes mean for the deployment -----------------------------------------------------
+
+def _on_cancel(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+    dep = tx.get(job["target-resource"]["href"], for_update=True)
+    if dep is not None:
+        _set(ctx, tx, dep, state=ERROR, status_message=f"{job['action']} was canceled")
+
+
+def _on_done_stop(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+    payload = json.loads(job.get("payload") or "{}")
+    dep = tx.get(job["target-resource"]["href"], for_update=True)
+    if dep is not None and job["state"] == jobs.SUCCESS and payload.get("delete"):
+        crud.remove(ctx, tx, ctx.services.types["deployment"], dep, force=True)
+
+
+for _action in ("start_deployment", "update_deployment", "stop_deployment"):
+    jobs.ON_CANCEL[_action] = _on_cancel
+jobs.ON_DONE["stop_deployment"] = _on_done_stop
+
+__all__ = ["BADGES", "Deployment"]
+
+
+def set_fields(services: Any, deployment_id: str, *, only_in: frozenset[str] | None = None,
+               **fields: Any) -> dict[str, Any] | None:
+    """A worker's or reconciler's write to a deployment, as the internal identity.
+
+    ``phases`` and ``task`` are merged into what is stored. With ``only_in``, nothing is written unless the
+    deployment is in one of those states (a stop that raced the start wins). Returns the stored document,
+    or None when it is gone or was in another state.
+    """
+    ctx = Ctx(services, INTERNAL)
+    with services.store.write() as tx:
+        current = tx.get(deployment_id, for_update=True)
+        if current is None or (only_in is not None and current["state"] not in only_in):
+            return None
+        for key in ("phases", "task"):
+            if key in fields:
+                fields[key] = {**current.get(key, {}), **fields[key]}
+        new = _set(ctx, tx, current, **fields)
+    crud.notify(ctx, "edit", new)
+    return new

@@ -1,0 +1,253 @@
+"""Apps: ``module`` documents (projects and components) with versioned content.
+
+Each add or edit that carries ``content`` stores it as a new ``module-component`` document (owned by
+admins) and appends ``{href, author, commit}`` to ``versions``. ``GET module/<uuid>`` answers the meta
+document with the content of the latest version; ``GET module/<uuid>_<n>`` answers version ``n``.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+from typing import Any
+
+from ..core import acl as acls
+from ..core import ids
+from ..core.authn import ADMIN, USER
+from ..core.errors import BadRequest, Conflict, Forbidden, ValidationError
+from ..core.time import now_ts
+from ..store.db import Tx
+from .attributes import (COMMON, Attr, Invalid, Schema, any_map, anything, boolean, href, integer, list_of,
+                         nested, number, one_of, string, text)
+from .base import Ctx, ResourceType
+
+PATH_RE = r"^[a-zA-Z0-9][\w.-]*(/[a-zA-Z0-9][\w.-]*)*$"
+ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
+SUBTYPES = ("project", "component", "application", "application_kubernetes", "application_helm",
+            "applications_sets")
+CONTENT_TYPES = {"component": "module-component"}
+
+
+def _env_name(value: Any) -> Any:
+    string()(value)
+    if not ENV_NAME_RE.match(value):
+        raise Invalid("must be a variable name (letters, digits, _)")
+    if value.startswith("NUVLA_"):
+        raise Invalid("must not start with NUVLA_ (reserved for the variables Dockyard injects)")
+    return value
+
+
+def _url_pair(value: Any) -> Any:
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, str) and v.strip() for v in value)):
+        raise Invalid("must be a pair [label, url pattern]")
+    return value
+
+
+def _string_map(value: Any) -> Any:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise Invalid("must be a map of strings to strings")
+    return value
+
+
+TOKEN = string(pattern=r"^\S+$")
+
+IMAGE = Schema((
+    Attr("image-name", TOKEN, required=True),
+    Attr("registry", TOKEN),
+    Attr("repository", TOKEN),
+    Attr("tag", TOKEN),
+))
+PORT = Schema((
+    Attr("target-port", integer(1, 65535), required=True),
+    Attr("published-port", integer(1, 65535)),
+    Attr("protocol", one_of("tcp", "udp", "sctp")),
+))
+MOUNT = Schema((
+    Attr("mount-type", one_of("volume", "bind", "tmpfs"), required=True),
+    Attr("target", string(pattern=r"^/"), required=True),
+    Attr("source", string()),
+    Attr("read-only", boolean),
+    Attr("volume-options", _string_map),
+))
+ENV_VAR = Schema((
+    Attr("name", _env_name, required=True),
+    Attr("description", text(10000)),
+    Attr("required", boolean),
+    Attr("value", string(max_len=100000)),
+))
+OUTPUT_PARAMETER = Schema((
+    Attr("name", TOKEN, required=True),
+    Attr("description", string(), required=True),
+    Attr("value", text()),
+))
+RESTART_POLICY = Schema((
+    Attr("condition", one_of("none", "on-failure", "any"), required=True),
+    Attr("delay", integer(0)),
+    Attr("max-attempts", integer(0)),
+    Attr("window", integer(0)),
+))
+
+COMPONENT = COMMON.extend(
+    Attr("author", string(), required=True),
+    Attr("commit", text(10000)),
+    Attr("architectures", list_of(one_of("amd64", "arm64", "arm/v6", "arm/v7", "386", "ppc64le", "s390x"),
+                                  min_len=1, distinct=True), required=True),
+    Attr("image", nested(IMAGE), required=True),
+    Attr("memory", integer(1)),
+    Attr("cpus", number(exclusive_minimum=0)),
+    Attr("restart-policy", nested(RESTART_POLICY)),
+    Attr("ports", list_of(nested(PORT), max_len=200)),
+    Attr("mounts", list_of(nested(MOUNT), max_len=200)),
+    Attr("urls", list_of(_url_pair, max_len=100)),
+    Attr("environmental-variables", list_of(nested(ENV_VAR), min_len=1, max_len=1000)),
+    Attr("output-parameters", list_of(nested(OUTPUT_PARAMETER), max_len=1000)),
+    Attr("private-registries", list_of(href("infrastructure-service"), min_len=1, distinct=True)),
+    Attr("registries-credentials", list_of(string(nonblank=False), min_len=1)),
+    Attr("requires-user-rights", boolean),
+    Attr("minimum-requirements", any_map),
+)
+
+SCHEMA = COMMON.extend(
+    Attr("path", string(pattern=PATH_RE, max_len=1000), required=True),
+    Attr("parent-path", string(nonblank=False), server=True),
+    Attr("subtype", one_of(*SUBTYPES), required=True, immutable=True),
+    Attr("versions", anything, server=True),
+    Attr("content", any_map, indexed=False),
+    Attr("compatibility", one_of("docker-compose", "swarm")),
+    Attr("logo-url", string()),
+    Attr("data-accept-content-types", list_of(string())),
+    Attr("data-access-protocols", list_of(TOKEN)),
+    Attr("valid", boolean),
+    Attr("validation-message", text()),
+    Attr("published", boolean, server=True),
+    Attr("license", any_map),
+    Attr("price", any_map),
+    Attr("apps-set-subtype", one_of("docker", "kubernetes")),
+)
+
+
+def split_version(rid: str) -> tuple[str, int | None]:
+    """``module/<uuid>_<n>`` → (``module/<uuid>``, n); plain ids have no version."""
+    match = re.match(r"^(module/[^_]+)_(\d+)$", rid)
+    return (match.group(1), int(match.group(2))) if match else (rid, None)
+
+
+def content_of(tx: Tx, doc: dict[str, Any], version: int | None = None) -> dict[str, Any] | None:
+    versions = doc.get("versions") or []
+    if version is None:
+        entries = [v for v in versions if v]
+        entry = entries[-1] if entries else None
+    else:
+        entry = versions[version] if 0 <= version < len(versions) else None
+    if not entry:
+        return None
+    content = tx.get(entry["href"])
+    if content is None:
+        return None
+    return {k: v for k, v in content.items() if k not in ("resource-type", "acl", "operations")}
+
+
+class Module(ResourceType):
+    name = "module"
+    schema = SCHEMA
+    collection_acl = {"query": [USER], "add": [USER]}
+
+    def load(self, tx: Tx, rid: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        base, version = split_version(rid)
+        doc = tx.get(base, for_update=for_update)
+        if doc is None or doc.get("resource-type") != self.name:
+            return None
+        if version is not None and (version >= len(doc.get("versions") or []) or not doc["versions"][version]):
+            return None
+        content = content_of(tx, doc, version)
+        if content is not None:
+            doc = {**doc, "content": content}
+        if version is not None:
+            doc["id"] = rid
+        return doc
+
+    def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        self._check_path(ctx, tx, doc)
+        if tx.find_one("module", "path", doc["path"]) is not None:
+            raise Conflict(f"path '{doc['path']}' already exist", doc["id"])
+        content = doc.pop("content", None)
+        doc["versions"] = []
+        if doc["subtype"] == "project":
+            if content is not None:
+                raise BadRequest("a project has no content")
+        elif content is None:
+            raise BadRequest(f"a {doc['subtype']} module needs 'content'")
+        else:
+            self._add_version(ctx, tx, doc, content)
+
+    def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if split_version(old["id"])[1] is not None:
+            raise BadRequest("edit the module itself, not one of its versions")
+        if new["path"] != old["path"]:
+            self._check_path(ctx, tx, new)
+            other = tx.find_one("module", "path", new["path"])
+            if other is not None and other["id"] != old["id"]:
+                raise Conflict(f"path '{new['path']}' already exist", old["id"])
+        content = new.pop("content", None)
+        if content is not None and content != old.get("content"):
+            if new["subtype"] == "project":
+                raise BadRequest("a project has no content")
+            new["versions"] = list(new.get("versions") or [])
+            self._add_version(ctx, tx, new, content)
+
+    def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        if doc["subtype"] == "project" and tx.find_one("module", "parent-path", doc["path"]) is not None:
+            raise Forbidden(f"cannot delete project {doc['path']}: it still has modules", doc["id"])
+        for version in doc.get("versions") or []:
+            if version:
+                tx.delete(version["href"])
+
+    def _check_path(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        parent_path = doc["path"].rsplit("/", 1)[0] if "/" in doc["path"] else ""
+        doc["parent-path"] = parent_path
+        if not parent_path:
+            if doc["subtype"] != "project":
+                raise BadRequest(f"a {doc['subtype']} module needs a parent project in its path")
+            return
+        parent = tx.find_one("module", "path", parent_path)
+        if parent is None or parent["subtype"] != "project":
+            raise BadRequest(f"parent project '{parent_path}' does not exist")
+        if not acls.can_edit(acls.rights_of(parent["acl"], ctx.authn)):
+            raise Forbidden(f"invalid credentials for '{parent['id']}'", parent["id"])
+
+    def _add_version(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], content: dict[str, Any]) -> None:
+        content_type = CONTENT_TYPES.get(doc["subtype"])
+        if content_type is None:
+            raise BadRequest(f"modules of subtype {doc['subtype']} are not supported yet; use component")
+        content = {k: v for k, v in content.items()
+                   if k not in ("id", "resource-type", "created", "updated", "acl", "operations")}
+        content.setdefault("author", ctx.authn.user_id or "unknown")
+        content.setdefault("architectures", [host_architecture()])
+        ts = now_ts()
+        content.update({"id": ids.new_id(content_type), "resource-type": content_type, "created": ts,
+                        "updated": ts, "acl": {"owners": [ADMIN]}})
+        out, problems = COMPONENT.problems(content)
+        if problems:
+            raise ValidationError(doc["id"], "\n".join(f"content: {p}" for p in problems))
+        out["acl"] = acls.normalise(out["acl"])
+        tx.insert(out)
+        entry = {"href": out["id"], "author": out["author"]}
+        if out.get("commit"):
+            entry["commit"] = out["commit"]
+        doc["versions"].append(entry)
+
+
+def host_architecture() -> str:
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, "amd64")
+
+
+class ModuleComponent(ResourceType):
+    """The stored content of each component version; read through its module."""
+
+    name = "module-component"
+    schema = COMPONENT
+    collection_acl = {"query": [ADMIN], "add": [ADMIN]}
+    editable = False
+    log_events = False
