@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from typing import Any
 from urllib.parse import parse_qsl
@@ -66,11 +67,33 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON in request body: {exc}") from None
     except RecursionError:
         raise BadRequest("malformed JSON in request body: nested too deeply") from None
+    # PostgreSQL cannot store NUL in text or jsonb: refuse it on every backend alike
+    if _NUL_ESCAPE.search(body) and _has_nul(value):
+        raise BadRequest("malformed JSON in request body: strings must not contain NUL (\\u0000)")
+    return value
+
+
+_NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
+
+
+def _has_nul(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def parse_form(body: bytes) -> list[tuple[str, str]]:
