@@ -12,7 +12,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.errors import BadRequest, DockyardError, MethodNotAllowed, NotFound
@@ -154,10 +154,14 @@ class Api:
             request, lambda ctx: crud.action(ctx, rtype, rid, act, body, request.method, request.url.path))
 
     async def unknown(self, request: Request) -> Response:
+        if request.url.path == "/api/":
+            return await self.root(request)
         return http.error_response(NotFound("unknown resource", request.url.path))
 
     async def root(self, request: Request) -> Response:
-        return RedirectResponse("/api/cloud-entry-point", status_code=302)
+        """As Nuvla, any URI outside ``/api/.+`` redirects to the cloud entry point (with a JSON body)."""
+        return JSON({"status": 302, "message": "see /api/cloud-entry-point"}, status_code=302,
+                    headers={"Location": "/api/cloud-entry-point"})
 
 
 ALL = ["GET", "PUT", "POST", "DELETE", "PATCH"]
@@ -171,7 +175,7 @@ def create_app(services: Services) -> "Preflight":
         Route("/api/{type}/{uuid}", api.item, methods=ALL),
         Route("/api/{type}/{uuid}/{action}", api.action, methods=ALL),
         Route("/api/{rest:path}", api.unknown, methods=ALL),
-        Route("/", api.root),
+        Route("/{rest:path}", api.root, methods=ALL),
     ]
     app = Starlette(routes=routes)
     app.state.services = services
