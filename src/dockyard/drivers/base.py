@@ -17,6 +17,7 @@ LABEL_DEPLOYMENT = "dockyard.deployment-id"
 LABEL_JOB = "dockyard.job-id"
 LABEL_COMPONENT = "dockyard.component"
 LABEL_MANAGED = "dockyard.managed"
+LABEL_INSTANCE = "dockyard.instance"  # the Dockyard installation that created it
 
 # task states, in one place (compare nomad's TaskState)
 CREATED = "created"

@@ -60,6 +60,9 @@ def start(settings: Settings) -> Runtime:
     store.migrate()
     services = Services(store=store, settings=settings, keys=Keys(master_key(settings)), types=all_types())
     password = bootstrap(services, settings["admin-password"].reveal())
+    with store.write() as tx:
+        # labels what this installation creates on engines, so that orphans are only ever its own
+        services.extras["instance-id"] = tx.meta("instance-id", secrets.token_hex(8))
     return Runtime(services, password)
 
 

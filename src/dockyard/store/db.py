@@ -152,6 +152,18 @@ class Tx:
     def load(self, raw: Any) -> dict[str, Any]:
         return raw if isinstance(raw, dict) else json.loads(raw)
 
+    # -- installation facts ----------------------------------------------------------------------------
+
+    def meta(self, key: str, default: str) -> str:
+        """The stored value of ``key``; ``default`` is stored first when there is none (first writer wins)."""
+        row = self.conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": key}).first()
+        if row is not None:
+            return row[0]
+        conflict = "ON CONFLICT (key) DO NOTHING"
+        self.conn.execute(sa.text(f"INSERT INTO meta (key, value) VALUES (:k, :v) {conflict}"),
+                          {"k": key, "v": default})
+        return self.conn.execute(sa.text("SELECT value FROM meta WHERE key = :k"), {"k": key}).scalar_one()
+
     # -- searches ------------------------------------------------------------------------------------
 
     def search(self, query: Query) -> SearchResult:

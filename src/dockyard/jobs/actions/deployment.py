@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 from ...core.authn import INTERNAL
 from ...core.time import now_ts
 from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
-                             TaskSpec, LABEL_COMPONENT, LABEL_JOB)
+                             TaskSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB)
 from ...resources import deployment as deployments
 from ...resources.base import Ctx
 from ...resources.deployment_parameter import upsert
@@ -85,7 +85,8 @@ def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
         deployment_id=dep["id"], name=container_name(dep), image=image_ref(content["image"]),
         env=environment(ctx, dep), ports=ports, mounts=mounts, cpus=content.get("cpus"),
         memory_mib=content.get("memory"), restart=restart,
-        labels=((LABEL_JOB, ctx.job["id"]), (LABEL_COMPONENT, component)),
+        labels=((LABEL_JOB, ctx.job["id"]), (LABEL_COMPONENT, component),
+                (LABEL_INSTANCE, ctx.services.extras.get("instance-id", ""))),
         registry_auth=_registry_auth(ctx, dep), publish_ip=ctx.services.settings["publish-ip"],
     )
 

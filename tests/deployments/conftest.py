@@ -1,0 +1,91 @@
+"""Deployments on the real Docker engine, through the real nuvla-api client."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import docker
+import pytest
+from nuvla.api import Api
+
+from ..conftest import ADMIN_PASSWORD
+from .images import app_image, seed_image
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    client = docker.from_env()
+    yield client
+    # nothing a test deployed may outlive the session
+    for container in client.containers.list(all=True, filters={"label": "dockyard.managed=true"}):
+        container.remove(force=True)
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def images(docker_client):
+    return {"app": app_image(docker_client), "seed": seed_image(docker_client)}
+
+
+def api_for(server) -> Api:
+    return Api(endpoint=server.endpoint, insecure=True, persist_cookie=False)
+
+
+def new_user(server) -> tuple[Api, str]:
+    admin = api_for(server)
+    admin.login_password("admin", ADMIN_PASSWORD)
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    uid = admin.add("user", {"template": {"href": "user-template/username-password", "username": name,
+                                          "password": "pw-" + name}}).data["resource-id"]
+    api = api_for(server)
+    assert api.login_password(name, "pw-" + name).status_code == 201
+    return api, uid
+
+
+def component(api: Api, image: str, **content) -> str:
+    """A project and a component app in it; returns the module id."""
+    project = f"p{uuid.uuid4().hex[:8]}"
+    api.add("module", {"path": project, "subtype": "project", "name": project})
+    tag = None
+    if ":" in image:
+        image, tag = image.rsplit(":", 1)
+    repository, _, name = image.rpartition("/")
+    img = {"image-name": name, **({"repository": repository} if repository else {}), **({"tag": tag} if tag else {})}
+    body = {"path": f"{project}/app", "subtype": "component", "name": "app",
+            "content": {"image": img, "author": "tests", "architectures": ["amd64"], **content}}
+    return api.add("module", body).data["resource-id"]
+
+
+def deploy(api: Api, module_id: str, **extra) -> str:
+    return api.add("deployment", {"module": {"href": module_id}, **extra}).data["resource-id"]
+
+
+def start(api: Api, dep_id: str) -> str:
+    return api.operation(api.get(dep_id), "start").data["location"]
+
+
+def wait_state(api: Api, dep_id: str, states, timeout: float = 60.0) -> dict:
+    states = {states} if isinstance(states, str) else set(states)
+    deadline = time.monotonic() + timeout
+    doc = api.get(dep_id).data
+    while doc["state"] not in states and time.monotonic() < deadline:
+        time.sleep(0.05)
+        doc = api.get(dep_id).data
+    assert doc["state"] in states, f"{dep_id} is {doc['state']}: {doc.get('status-message')}"
+    return doc
+
+
+def parameters(api: Api, dep_id: str) -> dict[str, str | None]:
+    found = api.search("deployment-parameter", filter=f"parent='{dep_id}'")
+    return {r.data["name"]: r.data.get("value") for r in found.resources}
+
+
+def wait_parameter(api: Api, dep_id: str, name: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = parameters(api, dep_id).get(name)
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{name} of {dep_id} never set; parameters: {parameters(api, dep_id)}")

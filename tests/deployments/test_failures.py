@@ -1,0 +1,131 @@
+"""Failures end in a clear state, with a message a user understands, and nothing leaked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from nuvla.api import NuvlaError
+
+from ..conftest import ADMIN_PASSWORD, free_port, start_server, stop_server
+from .conftest import component, deploy, new_user, start, wait_state
+
+
+def test_a_missing_image_ends_in_error_on_the_deployment_and_its_job(sqlite_server, images, docker_client):
+    api, uid = new_user(sqlite_server)
+    dep_id = deploy(api, component(api, "dockyard-test/does-not-exist:1"))
+    job_id = start(api, dep_id)
+    doc = wait_state(api, dep_id, "ERROR")
+    assert "dockyard-test/does-not-exist:1" in doc["status-message"]
+    job = api.get(job_id).data
+    assert job["state"] == "FAILED" and job["status-message"] == doc["status-message"]
+    assert docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}) == []
+    # from ERROR it can be stopped, which also removes its key
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+    assert api.search("credential", filter=f"parent='{dep_id}'").count == 0
+
+
+def test_an_engine_that_does_not_answer_ends_in_error(sqlite_server, images):
+    api, uid = new_user(sqlite_server)
+    closed = free_port()
+    infra = api.add("infrastructure-service", {"template": {
+        "href": "infrastructure-service-template/generic", "subtype": "swarm",
+        "endpoint": f"tcp://127.0.0.1:{closed}"}, "name": "gone"}).data["resource-id"]
+    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
+                                               "parent": infra, "cert": "CERT", "key": "KEY", "ca": ""}})
+    cred_id = cred.data["resource-id"]
+    assert "key" not in api.get(cred_id).data  # the private key is never returned
+    dep_id = deploy(api, component(api, images["app"]), parent=cred_id)
+    start(api, dep_id)
+    doc = wait_state(api, dep_id, "ERROR")
+    assert str(closed) in doc["status-message"] or "engine" in doc["status-message"].lower()
+
+
+class HangingRegistry:
+    """Accepts connections and never answers: a pull from it hangs until the registry goes away."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.conns: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.conns:
+            conn.close()
+
+
+def test_a_worker_killed_mid_job_is_replaced_and_nothing_leaks(tmp_path, images, docker_client):
+    registry = HangingRegistry()
+    server = start_server(tmp_path / "api", extra_env={"DOCKYARD_WORKERS": "0"})
+    env = dict(os.environ, DOCKYARD_DATA_DIR=server.data_dir, DOCKYARD_JOB_LEASE="2",
+               DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    workers: list[subprocess.Popen] = []
+
+    def worker() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "dockyard.cli.main", "worker"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "ab"))
+        workers.append(proc)
+        return proc
+
+    try:
+        api, uid = new_user(server)
+        dep_id = deploy(api, component(api, f"127.0.0.1:{registry.port}/slow/app:1"))
+        first = worker()
+        job_id = start(api, dep_id)
+        deadline = time.monotonic() + 30
+        while api.get(job_id).data["state"] != "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        first.send_signal(signal.SIGKILL)  # dies while its pull hangs
+        first.wait()
+        assert api.get(dep_id).data["state"] == "STARTING"
+        second = worker()
+        registry.close()  # the retry's pull now fails at once
+        doc = wait_state(api, dep_id, "ERROR", timeout=60)
+        job = api.get(job_id).data
+        assert job["state"] == "FAILED" and job["attempts"] == 2
+        assert f"127.0.0.1:{registry.port}/slow/app:1" in doc["status-message"]
+        assert docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}) == []
+        api.operation(api.get(dep_id), "stop")
+        wait_state(api, dep_id, "STOPPED", timeout=30)
+        assert api.search("credential", filter=f"parent='{dep_id}'").count == 0
+        second.terminate()
+        assert second.wait(15) == 0
+    finally:
+        registry.close()
+        for proc in workers:
+            if proc.poll() is None:
+                proc.kill()
+        stop_server(server)
+
+
+def test_starting_twice_is_refused(sqlite_server, images):
+    api, uid = new_user(sqlite_server)
+    dep_id = deploy(api, component(api, images["app"]))
+    start(api, dep_id)
+    with pytest.raises(NuvlaError) as err:
+        api.operation(api.get(dep_id), "start")
+    assert err.value.response.status_code == 409
+    wait_state(api, dep_id, "STARTED")
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
