@@ -1,0 +1,661 @@
+"""The Docker driver: one container per deployment on a Docker engine, through the Engine API (``docker`` SDK).
+
+How a :class:`TaskSpec` becomes a container (Nuvla's legacy component deploy, reference §2.5, with the Swarm
+service replaced by a plain container):
+
+==============  ==================================================================================================
+image           pulled only when missing locally, with ``X-Registry-Auth`` from ``registry_auth``
+name            ``spec.name`` as given (the caller derives a DNS-safe one and stores it)
+env, command    as given
+labels          ``spec.labels`` plus ``dockyard.deployment-id`` and ``dockyard.managed=true`` (ours win)
+ports           each :class:`PortSpec` is exposed and bound on ``publish_ip`` ("" = every address) to
+                ``published``, or to an ephemeral host port the engine picks; the real ports are read back
+mounts          the Mounts API: volume (local driver options, labelled with the deployment), bind, tmpfs
+cpus, memory    Nuvla's 10 % tolerance: NanoCpus = cpus × 1.1 (capped at the engine's CPU count),
+                Memory = MiB × 1.1, MemoryReservation = MiB
+restart         none → ``no``; on-failure → ``on-failure`` with MaximumRetryCount = max_attempts
+                (None or 0: no limit, as in Swarm); any → ``unless-stopped``: restarts whatever the exit
+                code, like Swarm's ``any``, but a container that dockyard stopped stays stopped when the
+                engine restarts (``always`` would start it again). Docker counts attempts only for
+                on-failure, so max_attempts is ignored with any.
+==============  ==================================================================================================
+
+Every SDK call goes through :meth:`DockerDriver._call`, which translates ``docker.errors`` and ``requests``
+errors into :class:`DriverError` where they enter; a 404 becomes reason ``not-found`` and a 409 ``conflict``,
+which the cleanup verbs count as done.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+import threading
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any
+
+import docker
+import docker.errors
+import docker.tls
+import docker.types
+import requests
+
+from dockyard.core.time import format_ts, now_ts, parse_ts
+from dockyard.drivers import TlsMaterial
+from dockyard.drivers.base import (
+    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, RESTARTING, RUNNING, Capabilities, Driver,
+    DriverError, EngineEvent, EngineInfo, MountSpec, PublishedPort, RegistryAuth, StartResult, StopSignal, TaskSpec,
+    TaskStatus,
+)
+
+log = logging.getLogger(__name__)
+
+LOCAL_ENDPOINT = "unix:///var/run/docker.sock"
+DEFAULT_TIMEOUT = 60.0  # seconds an API call may take (a pull's progress stream is not bounded by it)
+CLOSE_POLL = 0.1  # seconds between looks at a StopSignal while a stream is open
+MIB = 1024 * 1024
+
+# reasons (DriverError.reason); the first two are internal and never leave this module from a public verb
+NOT_FOUND = "not-found"
+CONFLICT = "conflict"
+IMAGE_NOT_FOUND = "image-not-found"
+REGISTRY_AUTH = "registry-auth"
+REGISTRY_UNAVAILABLE = "registry-unavailable"
+PORT_CONFLICT = "port-conflict"
+ENGINE_UNAVAILABLE = "engine-unavailable"
+ENGINE_TLS = "engine-tls"
+ENGINE_ERROR = "engine-error"
+START_FAILED = "start-failed"
+INVALID_SPEC = "invalid-spec"
+
+_STATES = {"created": CREATED, "running": RUNNING, "paused": RUNNING, "restarting": RESTARTING,
+           "removing": EXITED, "exited": EXITED, "dead": EXITED}
+_RESTART = {"none": "no", "on-failure": "on-failure", "any": "unless-stopped"}
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_PORT_TAKEN = ("port is already allocated", "address already in use")
+_QUIET_EVENTS = ("exec_", "attach", "resize", "top", "archive-path", "extract-to-dir", "export", "commit",
+                 "copy", "detach")
+
+
+class DockerDriver(Driver):
+    """A plain Docker engine, local (unix socket) or remote (``tcp://``/``https://`` with a TLS client cert)."""
+
+    capabilities = Capabilities(swarm=False, logs_follow=True, events=True)
+
+    def __init__(self, endpoint: str | None = None, tls: TlsMaterial | None = None, *,
+                 timeout: float = DEFAULT_TIMEOUT, instance: str = "") -> None:
+        """``instance``: when set, the driver labels what it creates with ``dockyard.instance=<instance>``
+        and sees only containers carrying it, so that several Dockyard installations (or test sessions)
+        sharing one engine never take each other's containers for orphans."""
+        self.endpoint = endpoint or LOCAL_ENDPOINT
+        self.timeout = timeout
+        self.instance = instance
+        self._tls = tls
+        self._tls_dir = ""
+        self._client: docker.APIClient | None = None
+        self._ncpu: int | None = None
+        self._lock = threading.Lock()
+        self._cleanup = weakref.finalize(self, _forget, None, "")
+
+    # -- connection ---------------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection and remove the TLS files. The driver reconnects if used again."""
+        with self._lock:
+            self._client = None
+            self._cleanup()
+            self._tls_dir = ""
+
+    def __enter__(self) -> DockerDriver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _api(self) -> docker.APIClient:
+        """The SDK client, made on first use; ``version="auto"`` asks the engine, so this may raise."""
+        with self._lock:
+            if self._client is None:
+                tls: docker.tls.TLSConfig | bool = False
+                if self._tls is not None:
+                    self._tls_dir, tls = _tls_config(self._tls)
+                self._client = _EngineClient(base_url=self.endpoint, version="auto", timeout=self.timeout, tls=tls)
+                self._cleanup.detach()
+                self._cleanup = weakref.finalize(self, _forget, self._client, self._tls_dir)
+            return self._client
+
+    def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one ``APIClient`` method; every SDK or transport error becomes a DriverError here."""
+        try:
+            return getattr(self._api(), op)(*args, **kwargs)
+        except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+            if not isinstance(exc, docker.errors.NotFound):
+                log.debug("docker %s failed: %s", op, exc)
+            raise _translate(exc, self.endpoint) from exc
+
+    def _stream(self, stream: Any) -> Iterator[Any]:
+        """Iterate an SDK stream; transport errors while reading are translated too."""
+        iterator = iter(stream)
+        while True:
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
+                raise _translate(exc, self.endpoint) from exc
+            yield item
+
+    # -- Driver verbs -------------------------------------------------------------------------------------
+
+    def check(self) -> EngineInfo:
+        try:
+            version = self._call("version", api_version=False)
+            info = self._call("info")
+        except DriverError as err:
+            return EngineInfo(reachable=False, message=err.message)
+        swarm = info.get("Swarm") or {}
+        active = swarm.get("LocalNodeState") == "active"
+        return EngineInfo(reachable=True, version=version.get("Version", ""), swarm=active,
+                          swarm_manager=active and bool(swarm.get("ControlAvailable")))
+
+    def start(self, spec: TaskSpec) -> StartResult:
+        _validate(spec)
+        self._ensure_image(spec)
+        pulled = now_ts()
+        self._remove_all(spec.deployment_id, volumes=True)
+        try:
+            container_id = self._create(spec)
+            created = now_ts()
+            self._start(spec, container_id)
+            started = now_ts()
+            status = self._status(spec.deployment_id, container_id)
+        except BaseException:
+            self._remove_quietly(spec.deployment_id)
+            raise
+        return StartResult(status, phases=(("pulled", pulled), ("created", created), ("started", started)))
+
+    def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
+        for container_id in self._container_ids(deployment_id):
+            self._done_if_gone("stop", container_id, timeout=max(0, math.ceil(timeout)))
+
+    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
+        self._remove_all(deployment_id, volumes=remove_volumes)
+
+    def inspect(self, deployment_id: str) -> list[TaskStatus]:
+        found = []
+        for container_id in self._container_ids(deployment_id):
+            try:
+                found.append(self._status(deployment_id, container_id))
+            except DriverError as err:
+                if err.reason != NOT_FOUND:
+                    raise
+        return found
+
+    def logs(self, deployment_id: str, *, since: str | None = None, tail: int | None = None,
+             timestamps: bool = True) -> list[str]:
+        ids = self._container_ids(deployment_id)
+        if not ids:
+            return []
+        try:
+            raw = self._call("logs", ids[-1], stdout=True, stderr=True, timestamps=timestamps,
+                             tail="all" if tail is None else tail, since=_epoch(since))
+        except DriverError as err:
+            if err.reason == NOT_FOUND:
+                return []
+            raise
+        return raw.decode("utf-8", errors="replace").splitlines()
+
+    def follow_logs(self, deployment_id: str, stop: StopSignal, *, tail: int | None = 0) -> Iterator[str]:
+        """Lines with their engine timestamps, as written; ends when ``stop`` is set, the container is
+        removed, or it exits for good (followed again across restarts)."""
+        ids = self._container_ids(deployment_id)
+        if not ids:
+            return iter(())
+        stream = self._open_logs(ids[-1], tail=tail)
+        return self._follow(ids[-1], stream, stop)
+
+    def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
+        """Engine events of managed containers from ``since`` (default: now). The stream is opened before
+        this returns, so an event that happens after the call is never missed."""
+        filters = {"type": ["container"], "label": self._scope()}
+        start = _epoch(since) or datetime.now(timezone.utc).timestamp()
+        stream = self._call("events", since=start, filters=filters, decode=True)
+        return self._events(stream, stop)
+
+    def host_address(self) -> str | None:
+        """The gateway of the engine's default bridge: where its containers reach the engine's host."""
+        try:
+            network = self._call("inspect_network", "bridge")
+        except DriverError:
+            return None
+        configs = (network.get("IPAM") or {}).get("Config") or []
+        return next((c["Gateway"] for c in configs if c.get("Gateway")), None)
+
+    def managed(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for container in self._list([LABEL_DEPLOYMENT]):
+            found.setdefault(container["Labels"][LABEL_DEPLOYMENT], []).append(container["Id"])
+        return found
+
+    # -- start, step by step ------------------------------------------------------------------------------
+
+    def _ensure_image(self, spec: TaskSpec) -> None:
+        try:
+            self._call("inspect_image", spec.image)
+            return
+        except DriverError as err:
+            if err.reason != NOT_FOUND:
+                raise
+        auth = _auth_config(spec.registry_auth)
+        try:
+            progress = self._stream(self._call("pull", spec.image, stream=True, decode=True, auth_config=auth))
+            failures = [line["error"] for line in progress if line.get("error")]
+        except DriverError as err:
+            if err.reason in (ENGINE_UNAVAILABLE, ENGINE_TLS):
+                raise
+            raise _pull_error(spec.image, err.message, auth is not None) from err
+        if failures:
+            raise _pull_error(spec.image, failures[0], auth is not None)
+
+    def _create(self, spec: TaskSpec) -> str:
+        try:
+            host_config = self._call("create_host_config", **self._host_config(spec))
+            created = self._call("create_container", spec.image, name=spec.name,
+                                 command=list(spec.command) if spec.command is not None else None,
+                                 environment=[f"{key}={value}" for key, value in spec.env],
+                                 labels=self._labels(spec), ports=[(p.target, p.protocol) for p in spec.ports],
+                                 host_config=host_config)
+        except DriverError as err:
+            raise _start_error(spec, err, "create") from err
+        return str(created["Id"])
+
+    def _start(self, spec: TaskSpec, container_id: str) -> None:
+        try:
+            self._call("start", container_id)
+        except DriverError as err:
+            raise _start_error(spec, err, "start") from err
+
+    def _labels(self, spec: TaskSpec) -> dict[str, str]:
+        ours = {LABEL_DEPLOYMENT: spec.deployment_id, LABEL_MANAGED: "true"}
+        if self.instance:
+            ours[LABEL_INSTANCE] = self.instance
+        return {**dict(spec.labels), **ours}
+
+    def _host_config(self, spec: TaskSpec) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "port_bindings": _port_bindings(spec),
+            "mounts": [_mount(spec, m) for m in spec.mounts],
+            "restart_policy": _restart_policy(spec),
+        }
+        if spec.cpus is not None:
+            config["nano_cpus"] = self._nano_cpus(spec.cpus)
+        if spec.memory_mib is not None:
+            config["mem_limit"] = spec.memory_mib * MIB * 11 // 10
+            config["mem_reservation"] = spec.memory_mib * MIB
+        return config
+
+    def _nano_cpus(self, cpus: float) -> int:
+        if self._ncpu is None:
+            self._ncpu = int(self._call("info").get("NCPU") or 0)
+        if cpus <= 0 or (self._ncpu and cpus > self._ncpu):
+            raise DriverError(f"The app asks for {cpus:g} CPUs but the engine has {self._ncpu}.",
+                              reason=INVALID_SPEC)
+        limit = cpus * 1.1
+        if self._ncpu:
+            limit = min(limit, float(self._ncpu))
+        return int(round(limit * 1e9))
+
+    # -- containers of a deployment -----------------------------------------------------------------------
+
+    def _scope(self) -> list[str]:
+        """Label filters matching every container this driver manages."""
+        scope = [f"{LABEL_MANAGED}=true"]
+        return scope + [f"{LABEL_INSTANCE}={self.instance}"] if self.instance else scope
+
+    def _list(self, labels: list[str]) -> list[dict[str, Any]]:
+        filters = {"label": self._scope() + labels}
+        found: list[dict[str, Any]] = self._call("containers", all=True, filters=filters)
+        return sorted(found, key=lambda c: (c.get("Created", 0), c["Id"]))
+
+    def _container_ids(self, deployment_id: str) -> list[str]:
+        """Ids of the deployment's containers, oldest first."""
+        return [c["Id"] for c in self._list([f"{LABEL_DEPLOYMENT}={deployment_id}"])]
+
+    def _status(self, deployment_id: str, container_id: str) -> TaskStatus:
+        return _task_status(deployment_id, self._call("inspect_container", container_id))
+
+    def _done_if_gone(self, op: str, container_id: str, **kwargs: Any) -> None:
+        """Stop or remove a container; one that is gone (404) or already going (409) counts as done."""
+        try:
+            self._call(op, container_id, **kwargs)
+        except DriverError as err:
+            if err.reason not in (NOT_FOUND, CONFLICT):
+                raise
+            log.info("docker %s %s: already done (%s)", op, container_id[:12], err.message)
+
+    def _remove_all(self, deployment_id: str, *, volumes: bool) -> None:
+        for container_id in self._container_ids(deployment_id):
+            self._done_if_gone("remove_container", container_id, v=volumes, force=True)
+
+    def _remove_quietly(self, deployment_id: str) -> None:
+        """Undo a failed start; the failure that brought us here is the one to report."""
+        try:
+            self._remove_all(deployment_id, volumes=True)
+        except DriverError as err:
+            log.warning("could not remove the containers of %s after a failed start: %s", deployment_id,
+                        err.message)
+
+    # -- streams ------------------------------------------------------------------------------------------
+
+    def _open_logs(self, container_id: str, *, tail: int | None, since: float | None = None) -> Any:
+        return self._call("logs", container_id, stdout=True, stderr=True, stream=True, follow=True,
+                          timestamps=True, tail="all" if tail is None else tail, since=since)
+
+    def _follow(self, container_id: str, stream: Any, stop: StopSignal) -> Iterator[str]:
+        last = ""
+        while True:
+            with _closed_on(stop, stream):
+                for line in _lines(self._stream_until_closed(stream, stop)):
+                    last = line.split(" ", 1)[0] or last
+                    yield line
+            if stop.is_set() or not self._wait_running(container_id, stop):
+                return
+            stream = self._open_logs(container_id, tail=None, since=_after(last))
+
+    def _stream_until_closed(self, stream: Any, stop: StopSignal) -> Iterator[Any]:
+        try:
+            yield from self._stream(stream)
+        except DriverError:
+            if not stop.is_set():
+                raise
+
+    def _wait_running(self, container_id: str, stop: StopSignal) -> bool:
+        """After a followed stream ended: wait while the container restarts; True once it runs again."""
+        while not stop.is_set():
+            try:
+                state = self._call("inspect_container", container_id)["State"]["Status"]
+            except DriverError as err:
+                if err.reason == NOT_FOUND:
+                    return False
+                raise
+            if state == "running":
+                return True
+            if state != "restarting":
+                return False
+            stop.event.wait(CLOSE_POLL)
+        return False
+
+    def _events(self, stream: Any, stop: StopSignal) -> Iterator[EngineEvent]:
+        with _closed_on(stop, stream):
+            for raw in self._stream_until_closed(stream, stop):
+                event = _engine_event(raw)
+                if event is not None:
+                    yield event
+        if not stop.is_set():
+            raise DriverError(f"The Docker engine at {self.endpoint} closed its event stream.",
+                              reason=ENGINE_UNAVAILABLE, recoverable=True)
+
+
+# -- helpers: connection ------------------------------------------------------------------------------------
+
+class _EngineClient(docker.APIClient):
+    """The SDK's client, deaf to the environment: ``requests`` would otherwise let REQUESTS_CA_BUNDLE replace the
+    engine's CA (and turn ``verify=False`` back on), and *_PROXY or .netrc apply to the engine's address."""
+
+    @property  # type: ignore[override]
+    def trust_env(self) -> bool:
+        return False
+
+    @trust_env.setter
+    def trust_env(self, value: bool) -> None:
+        pass  # requests.Session.__init__ sets it to True
+
+
+def _forget(client: docker.APIClient | None, tls_dir: str) -> None:
+    if client is not None:
+        client.close()
+    if tls_dir:
+        shutil.rmtree(tls_dir, ignore_errors=True)
+
+
+def _tls_config(tls: TlsMaterial) -> tuple[str, docker.tls.TLSConfig]:
+    """Write the PEM texts to a private directory (0700, files 0600) and make the SDK's TLS config."""
+    directory = tempfile.mkdtemp(prefix="dockyard-tls-")
+    paths = {}
+    for name, text in (("cert", tls.cert), ("key", tls.key), ("ca", tls.ca)):
+        if text:
+            paths[name] = os.path.join(directory, f"{name}.pem")
+            fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(_pem(text))
+    try:
+        client_cert = (paths["cert"], paths["key"]) if "cert" in paths and "key" in paths else None
+        verify = bool(tls.verify and "ca" in paths)
+        return directory, docker.tls.TLSConfig(client_cert=client_cert, ca_cert=paths.get("ca"), verify=verify)
+    except docker.errors.DockerException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+
+
+def _pem(text: str) -> str:
+    """Nuvla credentials may hold literal ``\\n`` sequences instead of newlines."""
+    text = text.replace("\\n", "\n")
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _translate(exc: Exception, endpoint: str) -> DriverError:
+    if isinstance(exc, docker.errors.APIError):
+        return _api_error(exc)
+    cause = exc.__cause__ if isinstance(exc.__cause__, (requests.RequestException, OSError)) else exc
+    if isinstance(cause, (requests.exceptions.SSLError, docker.errors.TLSParameterError)):
+        return DriverError(f"TLS with the Docker engine at {endpoint} failed: {_short(cause)}", reason=ENGINE_TLS)
+    if isinstance(cause, (requests.RequestException, OSError)):
+        return DriverError(f"Cannot reach the Docker engine at {endpoint}: {_short(cause)}",
+                           reason=ENGINE_UNAVAILABLE, recoverable=True)
+    return DriverError(f"The Docker engine at {endpoint} failed: {exc}", reason=ENGINE_ERROR)
+
+
+def _api_error(exc: docker.errors.APIError) -> DriverError:
+    explanation = str(exc.explanation or exc)
+    if exc.status_code == 404:
+        return DriverError(explanation, reason=NOT_FOUND)
+    if exc.status_code == 409:
+        return DriverError(explanation, reason=CONFLICT)
+    if any(marker in explanation for marker in _PORT_TAKEN):
+        return DriverError(explanation, reason=PORT_CONFLICT)
+    return DriverError(explanation, reason=ENGINE_ERROR)
+
+
+def _short(exc: BaseException) -> str:
+    """The useful part of a requests/urllib3 error: "[Errno 111] Connection refused", "[SSL: ...] ...", "no answer"."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] [^'\")]+", text) or re.search(r"\[SSL: \w+\] [^'\"(]+", text)
+    if found:
+        return found.group(0).strip()
+    if isinstance(exc, requests.Timeout) or "timed out" in text:
+        return "no answer in time"
+    return text[-200:]
+
+
+# -- helpers: start -----------------------------------------------------------------------------------------
+
+def _validate(spec: TaskSpec) -> None:
+    if not _NAME.match(spec.name):
+        raise DriverError(f"'{spec.name}' cannot name a container (letters, digits, '_', '.', '-').",
+                          reason=INVALID_SPEC)
+    if not spec.image.strip():
+        raise DriverError("The app names no image.", reason=INVALID_SPEC)
+
+
+def _port_bindings(spec: TaskSpec) -> dict[str, list[tuple[str, int | None]]]:
+    bindings: dict[str, list[tuple[str, int | None]]] = {}
+    for port in spec.ports:
+        bindings.setdefault(f"{port.target}/{port.protocol}", []).append((spec.publish_ip, port.published))
+    return bindings
+
+
+def _mount(spec: TaskSpec, mount: MountSpec) -> docker.types.Mount:
+    try:
+        if mount.type != "volume":
+            return docker.types.Mount(mount.target, mount.source, type=mount.type, read_only=mount.read_only)
+        driver = docker.types.DriverConfig("local", dict(mount.options)) if mount.options else None
+        return docker.types.Mount(mount.target, mount.source, type="volume", read_only=mount.read_only,
+                                  driver_config=driver, labels={LABEL_DEPLOYMENT: spec.deployment_id})
+    except docker.errors.DockerException as exc:
+        raise DriverError(f"Mount on {mount.target} is not valid: {exc}", reason=INVALID_SPEC) from exc
+
+
+def _restart_policy(spec: TaskSpec) -> dict[str, Any]:
+    name = _RESTART.get(spec.restart.condition)
+    if name is None:
+        raise DriverError(f"Unknown restart condition '{spec.restart.condition}' (none, on-failure, any).",
+                          reason=INVALID_SPEC)
+    policy: dict[str, Any] = {"Name": name}
+    if name == "on-failure":
+        policy["MaximumRetryCount"] = spec.restart.max_attempts or 0
+    return policy
+
+
+def _auth_config(auth: RegistryAuth | None) -> dict[str, str] | None:
+    if auth is None:
+        return None
+    return {"username": auth.username, "password": auth.password, "serveraddress": auth.serveraddress}
+
+
+def _pull_error(image: str, detail: str, with_auth: bool) -> DriverError:
+    """Say why an image could not be pulled, in a user's words; the engine's text follows."""
+    text = detail.lower()
+    if any(m in text for m in ("dial tcp", "no such host", "timeout", "connection refused", "server misbehaving",
+                               "network is unreachable", "tls handshake", "eof")):
+        return DriverError(f"The registry of image '{image}' cannot be reached; try again later. ({detail})",
+                           reason=REGISTRY_UNAVAILABLE, recoverable=True)
+    if with_auth and any(m in text for m in ("unauthorized", "authentication required", "denied",
+                                             "incorrect username or password")):
+        return DriverError(f"The registry refused the credentials given for image '{image}'. ({detail})",
+                           reason=REGISTRY_AUTH)
+    if "invalid reference format" in text:
+        return DriverError(f"'{image}' is not a valid image name. ({detail})", reason=IMAGE_NOT_FOUND)
+    private = "" if with_auth else ", or it is private and needs registry credentials"
+    return DriverError(f"Image '{image}' was not found in its registry{private}. ({detail})",
+                       reason=IMAGE_NOT_FOUND)
+
+
+def _start_error(spec: TaskSpec, err: DriverError, step: str) -> DriverError:
+    if err.reason in (ENGINE_UNAVAILABLE, ENGINE_TLS, INVALID_SPEC):
+        return err
+    if err.reason == PORT_CONFLICT:
+        ports = ", ".join(f"{spec.publish_ip or '*'}:{p.published}" for p in spec.ports if p.published)
+        return DriverError(f"A published port is already in use on the host ({ports or 'ephemeral'}); "
+                           f"choose another one or leave it empty. ({err.message})", reason=PORT_CONFLICT)
+    if err.reason == CONFLICT and step == "create":
+        return DriverError(f"A container named '{spec.name}' already exists and belongs to another "
+                           f"deployment. ({err.message})", reason=START_FAILED)
+    return DriverError(f"Container '{spec.name}' could not {step}: {err.message}", reason=START_FAILED)
+
+
+# -- helpers: reading state ---------------------------------------------------------------------------------
+
+def _task_status(deployment_id: str, info: dict[str, Any]) -> TaskStatus:
+    state = info.get("State") or {}
+    status = state.get("Status", "")
+    mapped = _STATES.get(status, EXITED)
+    error = state.get("Error") or ("out of memory (OOM killed)" if state.get("OOMKilled") else "")
+    return TaskStatus(
+        deployment_id=deployment_id, task_id=info["Id"], name=info.get("Name", "").lstrip("/"), state=mapped,
+        exit_code=state.get("ExitCode") if mapped in (EXITED, RESTARTING) else None, error=error,
+        started_at=_ts(state.get("StartedAt")), finished_at=_ts(state.get("FinishedAt")),
+        restart_count=int(info.get("RestartCount") or 0),
+        ports=_published(((info.get("NetworkSettings") or {}).get("Ports")) or {}),
+        image=(info.get("Config") or {}).get("Image", ""))
+
+
+def _published(ports: dict[str, list[dict[str, str]] | None]) -> tuple[PublishedPort, ...]:
+    """Host ports from ``NetworkSettings.Ports``; an IPv4 and IPv6 binding of one port count once."""
+    found: dict[tuple[str, int, int], PublishedPort] = {}
+    for key, bindings in ports.items():
+        target, _, protocol = key.partition("/")
+        for binding in bindings or []:
+            if binding.get("HostPort"):
+                port = PublishedPort(protocol or "tcp", int(target), int(binding["HostPort"]),
+                                     binding.get("HostIp", ""))
+                found.setdefault((port.protocol, port.target, port.host_port), port)
+    return tuple(sorted(found.values(), key=lambda p: (p.target, p.protocol, p.host_port)))
+
+
+def _ts(value: str | None) -> str | None:
+    if not value or value.startswith("0001-01-01"):
+        return None
+    try:
+        return format_ts(parse_ts(value))
+    except ValueError:
+        return None
+
+
+def _epoch(since: str | None) -> float | None:
+    return parse_ts(since).timestamp() if since else None
+
+
+def _after(timestamp: str) -> float | None:
+    """Just after a log line's RFC 3339 timestamp (the engine's ``since`` is inclusive)."""
+    try:
+        return parse_ts(timestamp).timestamp() + 1e-6 if timestamp else None
+    except ValueError:
+        return None
+
+
+def _engine_event(raw: dict[str, Any]) -> EngineEvent | None:
+    action = str(raw.get("Action") or raw.get("status") or "")
+    attributes = (raw.get("Actor") or {}).get("Attributes") or {}
+    deployment_id = attributes.get(LABEL_DEPLOYMENT)
+    if not deployment_id or not action or action.startswith(_QUIET_EVENTS):
+        return None
+    nanos = raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000
+    exit_code = attributes.get("exitCode")
+    return EngineEvent(deployment_id=deployment_id, task_id=(raw.get("Actor") or {}).get("ID", raw.get("id", "")),
+                       action=action, time=format_ts(datetime.fromtimestamp(nanos / 1e9, timezone.utc)),
+                       exit_code=int(exit_code) if exit_code not in (None, "") else None)
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """Whole lines from a log stream whose frames may split or join lines."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        *complete, pending = pending.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", errors="replace")
+    if pending:
+        yield pending.decode("utf-8", errors="replace")
+
+
+@contextmanager
+def _closed_on(stop: StopSignal, stream: Any) -> Iterator[None]:
+    """Close ``stream`` from a helper thread as soon as ``stop`` is set, which ends a blocked read."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            if stop.event.wait(CLOSE_POLL):
+                _close(stream)
+                return
+
+    watcher = threading.Thread(target=watch, name="dockyard-stream-closer", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        _close(stream)
+
+
+def _close(stream: Any) -> None:
+    try:
+        stream.close()
+    except (OSError, docker.errors.DockerException, AttributeError):
+        pass  # already closed by the other side
