@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import socket
@@ -282,6 +283,33 @@ def test_check_reports_the_local_engine(driver):
     info = driver.check()
     assert info.reachable and info.version.startswith("20.10")
     assert not info.swarm and info.message == ""
+
+
+class QuietHello(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802
+        self.send_response(200)
+        self.send_header("Content-Length", "5")
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_containers_reach_the_host_at_host_address(driver, busybox, name, deployment_id):
+    gateway = driver.host_address()
+    assert gateway
+    server = http.server.ThreadingHTTPServer((gateway, 0), QuietHello)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://{gateway}:{server.server_address[1]}/"
+        driver.start(TaskSpec(deployment_id, name, busybox, command=("sh", "-c", f"wget -q -O /dev/null {url}")))
+        status = wait_for(lambda: next((s for s in driver.inspect(deployment_id) if s.state == EXITED), None))
+    finally:
+        server.shutdown()
+        server.server_close()
+        driver.destroy(deployment_id)
+    assert status.exit_code == 0
 
 
 # -- events and logs --------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ which the cleanup verbs count as done.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import os
@@ -234,8 +235,7 @@ class DockerDriver(Driver):
             network = self._call("inspect_network", "bridge")
         except DriverError:
             return None
-        configs = (network.get("IPAM") or {}).get("Config") or []
-        return next((c["Gateway"] for c in configs if c.get("Gateway")), None)
+        return _gateway((network.get("IPAM") or {}).get("Config") or [])
 
     def managed(self) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
@@ -415,6 +415,22 @@ class _EngineClient(docker.APIClient):
     @trust_env.setter
     def trust_env(self, value: bool) -> None:
         pass  # requests.Session.__init__ sets it to True
+
+
+def _gateway(configs: list[dict[str, str]]) -> str | None:
+    """The IPv4 gateway of a network; the default bridge often states only its subnet, whose first address
+    the engine gives to the bridge."""
+    for config in configs:
+        if config.get("Gateway") and ":" not in config["Gateway"]:
+            return config["Gateway"]
+    for config in configs:
+        try:
+            subnet = ipaddress.ip_network(config.get("Subnet", ""))
+        except ValueError:
+            continue
+        if subnet.version == 4:
+            return str(next(subnet.hosts()))
+    return None
 
 
 def _forget(client: docker.APIClient | None, tls_dir: str) -> None:
