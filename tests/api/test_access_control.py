@@ -119,6 +119,14 @@ def test_searches_and_counts_do_not_reveal_other_users_documents(alice, bob):
     assert {b["key"] for b in form["aggregations"]["terms:tags"]["buckets"]} == {tag}
     # alice sees her three
     assert alice.count(DOC_TYPE, f"tags='{tag}'") == 3
+    # nor do other collections give them away: the audit events of alice's adds, her private group
+    some = next(iter(alice_docs))
+    assert alice.count("event", f"content/resource/href='{some}'") == 1
+    assert bob.count("event", f"content/resource/href='{some}'") == 0
+    assert bob.count("event", f"authn-info/user-id='{alice.user_id}'") == 0
+    gid = new_group(alice, [alice.user_id])
+    assert bob.count("group", f"id='{gid}'") == 0 and gid not in bob.ids("group")
+    assert error_of(bob.get(gid)) == forbidden(gid)
 
 
 def test_bulk_delete_does_not_touch_other_users_documents(alice, bob, root):
