@@ -99,6 +99,7 @@ def start_server(data_dir, database_url: str | None = None, extra_env: dict | No
     if database_url:
         env["DOCKYARD_DATABASE_URL"] = database_url
     env.update(extra_env or {})
+    os.makedirs(str(data_dir), exist_ok=True)
     log = open(os.path.join(str(data_dir), "server.log"), "ab")
     proc = subprocess.Popen([sys.executable, "-m", "dockyard.cli.main", "serve", "--port", str(port)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)

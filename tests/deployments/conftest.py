@@ -17,10 +17,14 @@ from .images import app_image, seed_image
 def docker_client():
     client = docker.from_env()
     yield client
-    # nothing a test deployed may outlive the session
-    for container in client.containers.list(all=True, filters={"label": "dockyard.managed=true"}):
-        container.remove(force=True)
+    # nothing these tests deployed may outlive the session (and nothing else is touched)
+    for dep_id in DEPLOYED:
+        for container in client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}):
+            container.remove(force=True)
     client.close()
+
+
+DEPLOYED: set[str] = set()
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +62,9 @@ def component(api: Api, image: str, **content) -> str:
 
 
 def deploy(api: Api, module_id: str, **extra) -> str:
-    return api.add("deployment", {"module": {"href": module_id}, **extra}).data["resource-id"]
+    dep_id = api.add("deployment", {"module": {"href": module_id}, **extra}).data["resource-id"]
+    DEPLOYED.add(dep_id)
+    return dep_id
 
 
 def start(api: Api, dep_id: str) -> str:
@@ -89,3 +95,17 @@ def wait_parameter(api: Api, dep_id: str, name: str, timeout: float = 60.0) -> s
             return value
         time.sleep(0.1)
     raise AssertionError(f"{name} of {dep_id} never set; parameters: {parameters(api, dep_id)}")
+
+
+def http_get(url: str, timeout: float = 30.0):
+    """GET a URL served by a container that may still be starting its server."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.get(url, timeout=5)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

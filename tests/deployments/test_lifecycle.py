@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 from nuvla.api import NuvlaError
 
-from .conftest import api_for, component, deploy, new_user, parameters, start, wait_state
+from .conftest import api_for, component, deploy, http_get, new_user, parameters, start, wait_state
 
 
 def serve_env(images, api, **content):
@@ -18,7 +17,7 @@ def serve_env(images, api, **content):
 
 
 def http_env(port: str) -> dict[str, str]:
-    text = httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
+    text = http_get(f"http://127.0.0.1:{port}/").text
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import httpx
-
 from dockyard.core.ids import deployment_parameter_id
 
-from .conftest import component, deploy, new_user, parameters, start, wait_parameter, wait_state
+from .conftest import component, deploy, http_get, new_user, parameters, start, wait_parameter, wait_state
 
 
 def test_seed_script_sets_its_jupyter_token_with_the_injected_key(live_server, images):
@@ -23,6 +21,6 @@ def test_seed_script_sets_its_jupyter_token_with_the_injected_key(live_server, i
     assert len(token) == 24 and token.isalnum()
     assert api.get(token_param).data["value"] == token  # the id the script computed
     port = parameters(api, dep_id)["tcp.8888"]
-    listing = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+    listing = http_get(f"http://127.0.0.1:{port}/")
     assert listing.status_code == 200 and "data/" in listing.text  # the script made /gssc/data/
     assert doc["phases"].keys() >= {"queued", "claimed", "pulled", "created", "started"}

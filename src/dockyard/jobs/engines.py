@@ -38,5 +38,7 @@ def driver_for(services: Services, infra_id: str) -> Driver:
     with _lock:
         driver = _cache.get(key)
         if driver is None:
-            driver = _cache[key] = get_driver(infra["endpoint"], tls=tls)
+            # scoped to this installation: its lookups (and so its orphan sweep) see only what it created
+            driver = _cache[key] = get_driver(infra["endpoint"], tls=tls,
+                                              instance=services.extras.get("instance-id", ""))
     return driver

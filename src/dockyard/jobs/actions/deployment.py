@@ -151,6 +151,8 @@ def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
     publish(ctx, dep, result)
     phases = dict(result.phases)
     ctx.phases(**phases)
+    if "claimed" in ctx.job.get("phases", {}):
+        phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
     ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
     message = f"{verb}ed {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
     stored = deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.STARTED,
