@@ -212,3 +212,12 @@ def test_compressed_request_bodies(admin, live_server):
     api.login_password("admin", ADMIN_PASSWORD)
     rid = api.add("infrastructure-service-group", {"name": "z", "description": "x" * 5000}).data["resource-id"]
     assert api.get(rid).data["description"] == "x" * 5000
+
+
+@pytest.mark.parametrize("reserved", ["nuvla-admin", "nuvla-deployment", "nuvla-nuvlabox"])
+def test_reserved_groups_cannot_be_created(admin, live_server, reserved):
+    user, _ = make_user(admin, live_server)
+    with pytest.raises(NuvlaError) as err:
+        user.add("group", {"template": {"href": "group-template/generic", "group-identifier": reserved}})
+    assert err.value.response.status_code == 409
+    assert err.value.reason == f"conflict with group/{reserved}"

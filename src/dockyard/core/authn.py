@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 ADMIN = "group/nuvla-admin"
 USER = "group/nuvla-user"
 ANON = "group/nuvla-anon"
-BUILTIN_GROUPS = (ADMIN, USER, ANON)
+DEPLOYMENT = "group/nuvla-deployment"  # the role of a deployment's own API key
+# created at start so that nobody can create them and hand themselves their claims
+BUILTIN_GROUPS = (ADMIN, USER, ANON, DEPLOYMENT, "group/nuvla-nuvlabox", "group/nuvla-vpn")
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,13 @@ from typing import Any
 
 from ..core import acl as acls
 from ..core import ids
-from ..core.authn import USER
+from ..core.authn import DEPLOYMENT, USER
 from ..core.errors import Forbidden, NotFound
 from ..store.db import Tx
 from .attributes import COMMON, Attr, Invalid, string
 from .base import Ctx, ResourceType
 
-DEPLOYMENT_ROLE = "group/nuvla-deployment"
+DEPLOYMENT_ROLE = DEPLOYMENT
 TOKEN = string(pattern=r"^\S+$", max_len=1000)
 
 
