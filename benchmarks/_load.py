@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 __all__ = ["Result", "Request", "run", "run_inline", "request_bytes"]
 
 Request = bytes  # one complete HTTP/1.1 request, head and body
+GRACE_S = 30.0  # how long after its deadline a run waits for answers still in flight
 
 
 def request_bytes(method: str, path: str, port: int, *, body: bytes = b"", content_type: str | None = None,
@@ -149,7 +150,13 @@ async def _load(host: str, port: int, requests: Sequence[Request], concurrency: 
     shared.deadline = time.monotonic() + seconds
     t0, cpu0 = time.perf_counter(), time.process_time()
     shared.start.set()
-    await asyncio.gather(*tasks)
+    # a connection stops sending at the deadline; one whose answer never comes is cancelled after a grace
+    done, pending = await asyncio.wait(tasks, timeout=seconds + GRACE_S)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+        shared.errors.append(f"{len(pending)} connection(s) still waiting {GRACE_S:.0f} s after the deadline")
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     return Result(concurrency, elapsed, shared.latencies, shared.statuses, shared.errors, cpu)
 
@@ -187,7 +194,7 @@ class Runner:
             seconds: float) -> Result:
         self._parent.send((host, port, list(requests), concurrency, count, seconds))
         # the child stops on its own deadline; allow for connecting and draining, then give up
-        if not self._parent.poll(seconds + 60):
+        if not self._parent.poll(seconds + GRACE_S + 30):
             raise TimeoutError("the load generator did not answer in time")
         return self._parent.recv()
 
