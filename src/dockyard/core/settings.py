@@ -49,6 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max-body-bytes", 8 * 1024 * 1024, "Largest request body accepted, after decompression.", int),
     Setting("search-window", 10000, "Largest first+last window a search may ask for (as Nuvla).", int),
     Setting("sqlite-busy-timeout", 30.0, "Seconds a SQLite writer waits for the write lock.", float),
+    Setting("request-threads", 8, "Threads doing request work in each process (the rest wait their turn).", int),
     Setting("db-pool-size", 16, "Connections kept open to PostgreSQL per process.", int),
     Setting("log-level", "info", "Log level of the server."),
     Setting("workers", 2, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
@@ -63,6 +64,10 @@ SETTINGS: tuple[Setting, ...] = (
             "empty means localhost for a local engine, else the engine's host."),
     Setting("api-endpoint", "", "NUVLA_ENDPOINT given to containers; empty means this server on the "
             "address of the Docker bridge."),
+    Setting("stream-heartbeat", 15.0, "Seconds between keep-alive comments on an idle event or log stream "
+            "(proxies close silent connections).", float),
+    Setting("stream-queue", 1000, "Events a slow event-stream subscriber may fall behind before it is "
+            "dropped with a final 'overflow' event.", int),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

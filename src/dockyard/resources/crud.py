@@ -124,7 +124,7 @@ def load_visible(ctx: Ctx, tx: Tx, rtype: ResourceType, rid: str, *, for_update:
 
 
 def retrieve(ctx: Ctx, rtype: ResourceType, rid: str, select: list[str] | None = None) -> dict[str, Any]:
-    with ctx.store.read() as tx:
+    with ctx.store.read(snapshot=False) as tx:
         doc, rights = load_visible(ctx, tx, rtype, rid)
     return present(ctx, rtype, doc, rights, select)
 
@@ -155,9 +155,11 @@ def merge(ctx: Ctx, rtype: ResourceType, old: dict[str, Any], body: dict[str, An
     allowed = (lambda k: True) if editable is None else (lambda k: k in editable)
     immutable = set() if ctx.authn.is_admin else rtype.schema.immutable_keys
     body = _strip_input(rtype, body)
+    # what the server manages (versions, digests, api-credentials...) cannot be removed by a select either
+    keep = PROTECTED_KEYS | rtype.schema.server_keys | rtype.schema.hidden_keys
     new = dict(old)
     for key in select:
-        if key not in body and key not in PROTECTED_KEYS and allowed(key) and key not in immutable:
+        if key not in body and key not in keep and allowed(key) and key not in immutable:
             new.pop(key, None)
     for key, value in body.items():
         if allowed(key) and key not in immutable:

@@ -173,7 +173,7 @@ def authenticate(services: "Services", cookie: str | None) -> AuthInfo:
     uuid_part, _, token = cookie.partition(".")
     if not ids.UUID_PART_RE.match(uuid_part):
         return principals.ANONYMOUS
-    with services.store.read() as tx:
+    with services.store.read(snapshot=False) as tx:
         doc = tx.get("session/" + uuid_part)
     return from_session(services, doc, token)
 

@@ -6,11 +6,13 @@ HTTP in, one domain call in a worker thread, HTTP out. Nothing type-specific liv
 from __future__ import annotations
 
 import logging
+
+import anyio
+import anyio.to_thread
 from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +24,7 @@ from ..resources.cloud_entry_point import entry_point
 from ..resources.session import COOKIE, authenticate
 from . import http
 from .http import JSON
+from .stream import Streams
 
 log = logging.getLogger("dockyard.server")
 
@@ -33,6 +36,8 @@ class Api:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.limit = services.settings["max-body-bytes"]
+        # a few threads do the domain work: more would only fight over the GIL
+        self.limiter = anyio.CapacityLimiter(services.settings["request-threads"])
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -49,7 +54,7 @@ class Api:
                     events.record_failure(ctx, verb, target, exc)
                 raise
         try:
-            result = await run_in_threadpool(call)
+            result = await anyio.to_thread.run_sync(call, limiter=self.limiter)
         except DockyardError as exc:
             return http.error_response(exc)
         except Exception:  # the server must answer, whatever broke
@@ -169,17 +174,30 @@ ALL = ["GET", "PUT", "POST", "DELETE", "PATCH"]
 
 def create_app(services: Services) -> "Preflight":
     api = Api(services)
+    streams = Streams(services)
     routes = [
         Route("/api/cloud-entry-point", api.cloud_entry_point, methods=ALL),
+        # long-lived answers, before the generic routes that would take their paths
+        Route("/api/event-stream", streams.event_stream, methods=ALL),
+        Route("/api/deployment/{uuid}/log-stream", streams.log_stream, methods=ALL),
         Route("/api/{type}", api.collection, methods=ALL),
         Route("/api/{type}/{uuid}", api.item, methods=ALL),
         Route("/api/{type}/{uuid}/{action}", api.action, methods=ALL),
         Route("/api/{rest:path}", api.unknown, methods=ALL),
         Route("/{rest:path}", api.root, methods=ALL),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=_ending(streams))
     app.state.services = services
+    app.state.streams = streams
     return Preflight(app)
+
+
+def _ending(streams: Streams) -> Callable[[Starlette], Any]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        streams.close()
+    return lifespan
 
 
 class Preflight:

@@ -63,6 +63,7 @@ def start(settings: Settings) -> Runtime:
     with store.write() as tx:
         # labels what this installation creates on engines, so that orphans are only ever its own
         services.extras["instance-id"] = tx.meta("instance-id", secrets.token_hex(8))
+    store.optimize()
     return Runtime(services, password)
 
 

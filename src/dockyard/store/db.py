@@ -9,8 +9,10 @@ answers. On PostgreSQL an edit reads its document ``FOR UPDATE``.
 from __future__ import annotations
 
 import json
+import logging
 import threading
-from collections.abc import Collection, Iterator
+import uuid
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -23,7 +25,15 @@ from . import migrate
 from .attrs import flatten
 from .query import Query, SearchResult, run_search, run_ids
 
+log = logging.getLogger("dockyard.store")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+# PostgreSQL channel on which each committed write transaction lists its changes, for other processes
+CHANGES_CHANNEL = "dockyard_changes"
+NOTIFY_LIMIT = 7900  # bytes: PostgreSQL refuses a NOTIFY payload of 8000 or more
+
+# a committed change of a document: "add" | "edit" | "delete", the id, the document (as stored, or as it was)
+Change = tuple[str, str, dict[str, Any]]
 
 
 class Store:
@@ -34,38 +44,78 @@ class Store:
             self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size * 2)
             _configure_sqlite(self.engine, busy_timeout)
         elif self.dialect == "postgresql":
-            self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size,
-                                           pool_pre_ping=True)
+            # no pre-ping: it would cost a round trip per request; a dropped connection is replaced on error
+            self.engine = sa.create_engine(url, pool_size=pool_size, max_overflow=pool_size)
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        # called with each write transaction's changes once it has committed, outside the write lock: the
+        # event stream follows every change here, including those made inside hooks and jobs
+        self.observers: list[Callable[[list[Change]], None]] = []
+        # names this process in its change notifications, so that it can skip its own
+        self.origin = uuid.uuid4().hex[:12]
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
+
+    def optimize(self) -> None:
+        """Refresh the planner's statistics (SQLite has none until asked; PostgreSQL's autovacuum keeps
+        its own), so that searches start from their most selective index."""
+        if self.dialect != "sqlite":
+            return
+        with self.write() as tx:
+            tx.conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            tx.conn.exec_driver_sql("ANALYZE")
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
-    def read(self) -> Iterator["Tx"]:
+    def read(self, *, snapshot: bool = True) -> Iterator["Tx"]:
+        """A read transaction; ``snapshot=False`` for one-statement reads, which need no BEGIN/COMMIT."""
+        if snapshot:
+            with self.engine.connect() as conn:
+                with conn.begin():
+                    yield Tx(conn, self.dialect)
+            return
         with self.engine.connect() as conn:
-            with conn.begin():
+            if self.dialect == "sqlite":
+                conn.info["begin"] = ""  # autocommit: each statement is its own transaction
+            else:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            try:
                 yield Tx(conn, self.dialect)
+            finally:
+                conn.info["begin"] = "BEGIN"
+                conn.rollback()
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
         if self._write_lock is None:
             with self.engine.connect() as conn:
                 with conn.begin():
-                    yield Tx(conn, self.dialect)
-            return
-        with self._write_lock, self.engine.connect() as conn:
-            conn.info["begin"] = "BEGIN IMMEDIATE"
+                    tx = Tx(conn, self.dialect)
+                    yield tx
+                    _announce(tx, self.origin)
+        else:
+            with self._write_lock, self.engine.connect() as conn:
+                conn.info["begin"] = "BEGIN IMMEDIATE"
+                try:
+                    with conn.begin():
+                        tx = Tx(conn, self.dialect)
+                        yield tx
+                finally:
+                    conn.info["begin"] = "BEGIN"
+        if tx.changes and self.observers:
+            self._committed(tx)
+
+    def _committed(self, tx: "Tx") -> None:
+        changes = [(change, rid, tx.load(doc)) for change, rid, doc in tx.changes]
+        for observe in list(self.observers):
             try:
-                with conn.begin():
-                    yield Tx(conn, self.dialect)
-            finally:
-                conn.info["begin"] = "BEGIN"
+                observe(changes)
+            except Exception:  # the write has committed: an observer's failure must not undo the answer
+                log.exception("a change observer failed")
 
 
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
@@ -81,7 +131,9 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.info.get("begin", "BEGIN"))
+        statement = conn.info.get("begin", "BEGIN")
+        if statement:
+            conn.exec_driver_sql(statement)
 
 
 class Tx:
@@ -90,6 +142,9 @@ class Tx:
     def __init__(self, conn: Connection, dialect: str) -> None:
         self.conn = conn
         self.dialect = dialect
+        # what this transaction wrote, in order, each document as its stored JSON (later edits of the same
+        # dict do not rewrite history); the store's observers get it after the commit
+        self.changes: list[tuple[str, str, Any]] = []
 
     # -- documents ---------------------------------------------------------------------------------
 
@@ -124,21 +179,28 @@ class Tx:
         if self.conn.execute(sa.text(sql), params).rowcount != 1:
             raise Conflict.for_resource(rid)
         self._index(rid, doc["resource-type"], doc, exclude)
+        self.changes.append(("add", rid, params["doc"]))
 
     def replace(self, doc: dict[str, Any], *, exclude: Collection[str] = ()) -> None:
         rid = doc["id"]
         cast = "CAST(:doc AS jsonb)" if self.dialect == "postgresql" else ":doc"
+        raw = _dumps(doc)
         self.conn.execute(
             sa.text(f"UPDATE resources SET doc = {cast}, updated = :updated WHERE id = :id"),
-            {"id": rid, "doc": _dumps(doc), "updated": doc["updated"]},
+            {"id": rid, "doc": raw, "updated": doc["updated"]},
         )
         self.conn.execute(sa.text("DELETE FROM attrs WHERE id = :id"), {"id": rid})
         self._index(rid, doc["resource-type"], doc, exclude)
+        self.changes.append(("edit", rid, raw))
 
     def delete(self, resource_id: str) -> bool:
         self.conn.execute(sa.text("DELETE FROM attrs WHERE id = :id"), {"id": resource_id})
-        res = self.conn.execute(sa.text("DELETE FROM resources WHERE id = :id"), {"id": resource_id})
-        return res.rowcount == 1
+        row = self.conn.execute(sa.text("DELETE FROM resources WHERE id = :id RETURNING doc"),
+                                {"id": resource_id}).first()
+        if row is None:
+            return False
+        self.changes.append(("delete", resource_id, row[0]))
+        return True
 
     def _index(self, rid: str, rtype: str, doc: dict[str, Any], exclude: Collection[str]) -> None:
         rows = [{"id": rid, "type": rtype, "path": p, "k": k, "s": s, "n": n}
@@ -189,3 +251,21 @@ class Tx:
             {"type": rtype, "path": path, "value": value},
         )
         return [self.load(row[0]) for row in rows]
+
+
+def _announce(tx: Tx, origin: str) -> None:
+    """PostgreSQL: list the transaction's changes on ``CHANGES_CHANNEL`` as ``<origin>\n<change> <id>...``.
+
+    Sent inside the transaction, so listeners hear of it exactly when it commits, and never of a rollback.
+    """
+    if tx.dialect != "postgresql" or not tx.changes:
+        return
+    head = origin + "\n"
+    payload = head
+    for change, rid, _ in tx.changes:
+        line = f"{change} {rid}\n"
+        if len(payload) + len(line) > NOTIFY_LIMIT and payload != head:
+            tx.conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANGES_CHANNEL, "p": payload})
+            payload = head
+        payload += line
+    tx.conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANGES_CHANNEL, "p": payload})

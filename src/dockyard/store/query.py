@@ -58,7 +58,9 @@ class _Params:
 
 
 def _where(tx: "Tx", q: Query, params: _Params) -> str:
-    parts = ["r.type = :type"]
+    # with a filter, the filter's index look-ups must drive the search, never a scan of the whole type:
+    # on SQLite the unary + keeps the planner off the type index whatever its statistics say
+    parts = ["+r.type = :type" if q.filter is not None and tx.dialect == "sqlite" else "r.type = :type"]
     if q.filter is not None:
         fsql, fparams = compile_filter(q.filter, tx.dialect)
         params.values.update(fparams)

@@ -40,7 +40,7 @@ attrs = sa.Table(
     # byte order on PostgreSQL too, so that ranges over strings and timestamps compare as in SQLite
     sa.Column("s", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), nullable=True),
     sa.Column("n", sa.Float, nullable=True),
-    sa.Index("ix_attrs_s", "type", "path", "s", "id"),
+    sa.Index("ix_attrs_s", "type", "path", "s", "k", "id"),
     sa.Index("ix_attrs_n", "type", "path", "n", "id"),
-    sa.Index("ix_attrs_id", "id", "path", "s"),
+    sa.Index("ix_attrs_id", "id", "path", "s", "k"),
 )
