@@ -26,6 +26,7 @@ ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
 SUBTYPES = ("project", "component", "application", "application_kubernetes", "application_helm",
             "applications_sets")
 CONTENT_TYPES = {"component": "module-component"}
+NO_PROJECT_CONTENT = "Project should not have content attribute!"
 
 
 def _env_name(value: Any) -> Any:
@@ -175,7 +176,7 @@ class Module(ResourceType):
         doc["versions"] = []
         if doc["subtype"] == "project":
             if content is not None:
-                raise BadRequest("a project has no content")
+                raise BadRequest(NO_PROJECT_CONTENT)
         elif content is None:
             raise BadRequest(f"a {doc['subtype']} module needs 'content'")
         else:
@@ -192,13 +193,13 @@ class Module(ResourceType):
         content = new.pop("content", None)
         if content is not None and content != old.get("content"):
             if new["subtype"] == "project":
-                raise BadRequest("a project has no content")
+                raise BadRequest(NO_PROJECT_CONTENT)
             new["versions"] = list(new.get("versions") or [])
             self._add_version(ctx, tx, new, content)
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         if doc["subtype"] == "project" and tx.find_one("module", "parent-path", doc["path"]) is not None:
-            raise Forbidden(f"cannot delete project {doc['path']}: it still has modules", doc["id"])
+            raise Forbidden("Cannot delete project with children", doc["id"])
         for version in doc.get("versions") or []:
             if version:
                 tx.delete(version["href"])
@@ -208,13 +209,17 @@ class Module(ResourceType):
         doc["parent-path"] = parent_path
         if not parent_path:
             if doc["subtype"] != "project":
-                raise BadRequest(f"a {doc['subtype']} module needs a parent project in its path")
+                raise BadRequest("Application subtype must have a parent project!")
             return
+        # as Nuvla: the parent is looked up as the caller, then must be editable, then a project
         parent = tx.find_one("module", "path", parent_path)
-        if parent is None or parent["subtype"] != "project":
-            raise BadRequest(f"parent project '{parent_path}' does not exist")
-        if not acls.can_edit(acls.rights_of(parent["acl"], ctx.authn)):
-            raise Forbidden(f"invalid credentials for '{parent['id']}'", parent["id"])
+        rights = acls.rights_of(parent["acl"], ctx.authn) if parent is not None else frozenset()
+        if parent is None or not acls.can_view(rights):
+            raise BadRequest(f"No parent project found for path: {parent_path}")
+        if not acls.can_edit(rights):
+            raise Forbidden(f"You do not have edit rights for: {parent['id']} at path: {parent_path}", parent["id"])
+        if parent["subtype"] != "project":
+            raise Forbidden("Parent must be a project!", parent["id"])
 
     def _add_version(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], content: dict[str, Any]) -> None:
         content_type = CONTENT_TYPES.get(doc["subtype"])
