@@ -5,11 +5,12 @@ HTTP in, one domain call in a worker thread, HTTP out. Nothing type-specific liv
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import anyio
 import anyio.to_thread
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from starlette.applications import Starlette
