@@ -71,7 +71,7 @@ def serve(
     import uvicorn
 
     from ..server.app import create_app
-    from ..server.runtime import attach_engine, start_background
+    from ..server.runtime import attach_engine, http_server, start_background
 
     settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database)
     runtime = _runtime(settings)
@@ -90,8 +90,8 @@ def serve(
     application = create_app(runtime.services)
     typer.echo(f"Dockyard listening on http://{settings['host']}:{settings['port']}/api/cloud-entry-point", err=True)
     _quiet_signals()
-    server = uvicorn.Server(uvicorn.Config(application, log_level="warning", loop="uvloop", http="httptools",
-                                           timeout_graceful_shutdown=10))
+    server = http_server(uvicorn.Config(application, log_level="warning", loop="uvloop", http="httptools",
+                                        timeout_graceful_shutdown=10))
     try:
         server.run(sockets=sockets)
     finally:

@@ -102,3 +102,19 @@ def start_background(runtime: Runtime, *, workers: bool = True) -> None:
         reconciler = Reconciler(runtime.services, interval=settings["sweep-interval"])
         reconciler.start()
         runtime.background.append(reconciler)
+
+
+def http_server(config: Any) -> Any:
+    """A ``uvicorn.Server`` for ``config`` that ends open event and log streams as soon as its graceful shutdown
+    begins: uvicorn tells an application nothing until every response has finished, so they would hold the
+    shutdown for its whole timeout."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            streams = getattr(getattr(config.app, "state", None), "streams", None)
+            if streams is not None:
+                streams.close()
+            await super().shutdown(sockets=sockets)
+
+    return Server(config)
