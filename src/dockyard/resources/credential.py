@@ -59,7 +59,7 @@ class Method:
     def build(self, ctx: Ctx, tx: Tx, params: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError
 
-    def after_add(self, ctx: Ctx, doc: dict[str, Any], reply: Reply) -> None:
+    def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
         pass
 
 
@@ -88,7 +88,7 @@ class ApiKey(Method):
             doc["expiry"] = ts_in(ttl)
         return doc
 
-    def after_add(self, ctx: Ctx, doc: dict[str, Any], reply: Reply) -> None:
+    def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
         reply.body["secret-key"] = ctx.scratch.pop("secret-key")
 
 
@@ -140,7 +140,7 @@ class Credential(ResourceType):
         return doc
 
     def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
-        ctx.scratch.pop("credential-method").after_add(ctx, doc, reply)
+        ctx.scratch.pop("credential-method").after_add(ctx, tx, doc, reply)
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         end_sessions(tx, "credential", doc["id"])

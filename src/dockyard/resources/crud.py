@@ -91,6 +91,8 @@ def add(ctx: Ctx, rtype: ResourceType, body: Any) -> Reply:
         rtype.after_add(ctx, tx, doc, reply)
         events.record(ctx, tx, "add", doc)
     notify(ctx, "add", doc)
+    if ctx.scratch.get("new-jobs"):  # an add that queued a job (a credential's check)
+        ctx.services.wake_workers()
     return reply
 
 

@@ -115,17 +115,22 @@ class SwarmCredential(Method):
             doc["key"] = ctx.services.keys.cipher.encrypt(tls["key"])
         return doc
 
-    def after_add(self, ctx: Ctx, doc: dict[str, Any], reply: Reply) -> None:
-        pass
+    def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
+        """As Nuvla's post-add hook: a new engine credential is checked at once."""
+        new_check_job(ctx, tx, doc["id"])
 
 
 METHODS[SwarmCredential.method] = SwarmCredential()
 
 
+def new_check_job(ctx: Ctx, tx: Tx, cred_id: str) -> dict[str, Any]:
+    return jobs.create(ctx, tx, "credential_check", cred_id, acl=jobs.job_acl(ctx.authn.active_claim or ADMIN),
+                       priority=50)
+
+
 def credential_check(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     with ctx.store.write() as tx:
-        job = jobs.create(ctx, tx, "credential_check", doc["id"], acl=jobs.job_acl(ctx.authn.active_claim or ADMIN),
-                          priority=50)
+        job = new_check_job(ctx, tx, doc["id"])
     return Reply(202, {"status": 202, "message": f"checking {doc['id']} with async {job['id']}",
                        "resource-id": doc["id"], "location": job["id"]}, {"Location": job["id"]})
 
