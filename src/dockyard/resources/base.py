@@ -86,6 +86,8 @@ class Action:
     right: str = "manage"
     # whether the action is offered for this document (its state, say); shown in operations
     available: Callable[[dict[str, Any]], bool] = lambda doc: True
+    # the 409 message when it is not available; default Nuvla's "operation '<a>' not allowed on <id>"
+    refusal: Callable[[dict[str, Any]], str] | None = None
 
 
 class ResourceType:

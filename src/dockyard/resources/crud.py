@@ -288,7 +288,7 @@ def action(ctx: Ctx, rtype: ResourceType, rid: str, name: str, body: Any, method
     if act.right not in rights:
         raise Forbidden.for_resource(rid)
     if not act.available(doc):
-        raise Conflict(f"operation '{name}' not allowed on {rid}", rid)
+        raise Conflict(act.refusal(doc) if act.refusal else f"operation '{name}' not allowed on {rid}", rid)
     body = {} if body is None else _object_body(body)
     try:
         reply = act.fn(ctx, rtype, doc, body)

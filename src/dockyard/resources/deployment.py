@@ -72,6 +72,11 @@ SCHEMA = COMMON.extend(
 )
 
 
+def _refusal(action: str) -> Any:
+    """Nuvla's answer to a state action in the wrong state (``throw-cannot-do-action-invalid-state``)."""
+    return lambda doc: f"Action {action} cannot be called on {doc['id']} in state {doc['state']}!"
+
+
 class Deployment(ResourceType):
     name = "deployment"
     schema = SCHEMA
@@ -79,10 +84,11 @@ class Deployment(ResourceType):
 
     def __init__(self) -> None:
         self.actions = (
-            Action("start", start, available=lambda d: d["state"] in STARTABLE),
-            Action("stop", stop, available=lambda d: d["state"] in STOPPABLE),
-            Action("update", update, available=lambda d: d["state"] in UPDATABLE),
-            Action("create-log", create_log, available=lambda d: d["state"] in LOGGABLE),
+            Action("start", start, available=lambda d: d["state"] in STARTABLE, refusal=_refusal("start")),
+            Action("stop", stop, available=lambda d: d["state"] in STOPPABLE, refusal=_refusal("stop")),
+            Action("update", update, available=lambda d: d["state"] in UPDATABLE, refusal=_refusal("update")),
+            Action("create-log", create_log, available=lambda d: d["state"] in LOGGABLE,
+                   refusal=_refusal("create-log")),
             Action("clone", clone, available=lambda d: True),
             Action("fetch-module", fetch_module, available=lambda d: True),
             Action("force-delete", force_delete, right="delete"),
