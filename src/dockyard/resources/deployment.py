@@ -101,7 +101,8 @@ class Deployment(ResourceType):
         module = body.get("module")
         if not isinstance(module, dict) or not isinstance(module.get("href"), str):
             raise BadRequest("a deployment needs 'module': {'href': 'module/<uuid>'}")
-        doc: dict[str, Any] = {"module": resolve_module(ctx, tx, module["href"]), "state": CREATED}
+        cloned = ctx.scratch.pop("clone-module", None)  # a clone keeps its source's copy, as Nuvla's
+        doc: dict[str, Any] = {"module": cloned or resolve_module(ctx, tx, module["href"]), "state": CREATED}
         doc["api-endpoint"] = body.get("api-endpoint") or ctx.services.extras.get("api-endpoint") or ctx.endpoint
         for key in ("name", "description", "tags", "execution-mode", "data", "data-records",
                     "registries-credentials"):
@@ -306,6 +307,7 @@ def clone(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
     if not acls.has(doc["acl"], ctx.authn, "view-data"):
         raise Forbidden.for_resource(doc["id"])
     new_body = {"module": {"href": doc["module"].get("href", doc["module"]["id"])}}
+    ctx.scratch["clone-module"] = doc["module"]
     for key in ("data", "data-records", "name", "description", "tags"):
         if key in doc:
             new_body[key] = doc[key]
