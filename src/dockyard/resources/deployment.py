@@ -319,7 +319,7 @@ def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
         raise Forbidden.for_resource(doc["id"])
     href_ = body.get("module-href")
     base = doc["module"]["id"]
-    if not isinstance(href_, str) or split_version(href_)[0] != base:
+    if not isinstance(href_, str) or split_version(href_)[0] != base or split_version(href_)[1] is None:
         raise BadRequest("invalid module-href")
     with ctx.store.write() as tx:
         current = tx.get(doc["id"], for_update=True)
