@@ -128,6 +128,10 @@ class Reconciler:
                 and dep.get("task", {}).get("state") in (EXITED, MISSING, RESTARTING):
             fields["state"] = deployments.STARTED
             fields["status-message"] = "the container runs again"
+        elif dep["state"] == deployments.ERROR and status.state == MISSING \
+                and dep.get("task", {}).get("state") not in (None, MISSING):
+            # `docker rm -f` is seen as die then destroy: the last word is that the container is gone
+            fields["status-message"] = _why(status)
         if _changed(dep.get("task", {}), fields["task"]) or "state" in fields:
             fields = {k.replace("-", "_"): v for k, v in fields.items()}
             stored = deployments.set_fields(self.services, deployment_id, only_in=WATCHED, **fields)
