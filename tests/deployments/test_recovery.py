@@ -1,0 +1,174 @@
+"""Dockyard finds out what happened on the engine behind its back: a container removed while it runs, a
+container killed while Dockyard was down, and containers whose deployment no longer exists (its own are
+removed, another installation's are left alone)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+import uuid
+
+import docker.errors
+import pytest
+
+from ..conftest import ADMIN_PASSWORD, start_server, stop_server
+from .conftest import DEPLOYED, api_for, component, deploy, new_user, parameters, start, wait_state
+
+GONE = "the container is gone (removed outside Dockyard)"
+
+
+def containers(docker_client, dep_id: str, all_: bool = True) -> list:
+    return docker_client.containers.list(all=all_, filters={"label": f"dockyard.deployment-id={dep_id}"})
+
+
+def the_container(docker_client, dep_id: str):
+    found = containers(docker_client, dep_id)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def started(server, images) -> tuple:
+    api, _ = new_user(server)
+    dep_id = deploy(api, component(api, images["app"]))
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    return api, dep_id
+
+
+def test_a_container_removed_behind_dockyards_back_turns_the_deployment_to_error(sqlite_server, images,
+                                                                                   docker_client):
+    api, dep_id = started(sqlite_server, images)
+    the_container(docker_client, dep_id).remove(force=True)  # docker rm -f
+    removed = time.monotonic()
+    doc = wait_state(api, dep_id, "ERROR", timeout=10)
+    assert time.monotonic() - removed < 3, "the engine's events should tell within moments, not at a sweep"
+    # the events of a forced removal (kill, die, destroy) may be seen one by one: the outcome is "gone"
+    deadline = time.monotonic() + 5
+    while doc.get("task", {}).get("state") != "missing" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        doc = api.get(dep_id).data
+    assert doc["status-message"] == GONE
+    assert doc["task"]["state"] == "missing"
+    assert parameters(api, dep_id)["current.state"] == "missing"
+    assert {"stop", "update", "create-log"} <= {op["rel"] for op in doc["operations"]}
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+    api.delete(dep_id)
+
+
+# -- across a restart of Dockyard ------------------------------------------------------------------------
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def servers():
+    """Servers started by a test; whichever still runs at the end is stopped."""
+    running: list = []
+    yield running
+    for server in running:
+        if server.process.poll() is None:
+            stop_server(server)
+
+
+def login(server, name: str):
+    """A user of the store, logged in to this server (users outlive a restart; sessions need not)."""
+    api = api_for(server)
+    assert api.login_password(name, "pw-" + name).status_code == 201
+    return api
+
+
+def user(server) -> str:
+    admin = api_for(server)
+    admin.login_password("admin", ADMIN_PASSWORD)
+    name = f"rec-{uuid.uuid4().hex[:8]}"
+    admin.add("user", {"template": {"href": "user-template/username-password", "username": name,
+                                    "password": "pw-" + name}})
+    return name
+
+
+def test_a_container_killed_while_dockyard_was_down_is_found_at_start_up(data_dir, servers, images, docker_client):
+    first = start_server(data_dir)
+    servers.append(first)
+    name = user(first)
+    api = login(first, name)
+    dep_id = deploy(api, component(api, images["app"]))
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    container = the_container(docker_client, dep_id)
+    stop_server(first)
+
+    container.kill()  # docker kill, while nobody is watching
+    container.reload()
+    assert container.status == "exited"
+
+    second = start_server(data_dir)
+    servers.append(second)
+    api = login(second, name)
+    assert api.get(dep_id).data["state"] in ("STARTED", "ERROR")
+    doc = wait_state(api, dep_id, "ERROR", timeout=10)  # the sweep runs as the server starts
+    assert doc["status-message"] == "the container exited with code 137"
+    assert doc["task"]["state"] == "exited" and doc["task"]["exit-code"] == 137
+    assert parameters(api, dep_id)["restart.exit.code"] == "137"
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+    assert containers(docker_client, dep_id) == []
+
+
+# -- orphans ---------------------------------------------------------------------------------------------
+
+def delete_rows(data_dir, rid: str) -> None:
+    """Remove a document from the store of a stopped server, as if it had been lost."""
+    with sqlite3.connect(os.path.join(str(data_dir), "dockyard.db")) as conn:
+        assert conn.execute("DELETE FROM resources WHERE id = ?", (rid,)).rowcount == 1
+        conn.execute("DELETE FROM attrs WHERE id = ?", (rid,))
+
+
+def test_orphans_of_this_installation_are_removed_at_start_up_and_others_left_alone(data_dir, servers, images,
+                                                                                      docker_client):
+    first = start_server(data_dir)
+    servers.append(first)
+    name = user(first)
+    api = login(first, name)
+    orphan_id = deploy(api, component(api, images["app"]))
+    start(api, orphan_id)
+    wait_state(api, orphan_id, "STARTED")
+    kept_id = deploy(api, component(api, images["app"]))
+    start(api, kept_id)
+    wait_state(api, kept_id, "STARTED")
+    ours = the_container(docker_client, orphan_id)
+    instance = ours.labels["dockyard.instance"]
+    assert instance and the_container(docker_client, kept_id).labels["dockyard.instance"] == instance
+
+    # a container another Dockyard installation runs on the same engine, for a deployment unknown here
+    foreign_dep = f"deployment/{uuid.uuid4()}"
+    DEPLOYED.add(foreign_dep)
+    foreign = docker_client.containers.run(images["app"], detach=True, name=f"foreign-{uuid.uuid4().hex[:8]}",
+                                           labels={"dockyard.managed": "true", "dockyard.deployment-id": foreign_dep,
+                                                   "dockyard.instance": f"other-{instance}"})
+    try:
+        stop_server(first)
+        delete_rows(data_dir, orphan_id)
+
+        second = start_server(data_dir)
+        servers.append(second)
+        deadline = time.monotonic() + 15
+        while containers(docker_client, orphan_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert containers(docker_client, orphan_id) == [], "the orphan outlived the start-up sweep"
+
+        foreign.reload()
+        assert foreign.status == "running"  # another installation's: not ours to judge
+        assert the_container(docker_client, kept_id).status == "running"  # ours, and still deployed
+        api = login(second, name)
+        assert api.get(kept_id).data["state"] == "STARTED"
+        assert api.search("deployment", filter=f"id='{orphan_id}'").count == 0
+        api.operation(api.get(kept_id), "force-delete")
+    finally:
+        try:
+            foreign.remove(force=True)
+        except docker.errors.NotFound:
+            pass
