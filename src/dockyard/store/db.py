@@ -8,6 +8,7 @@ answers. On PostgreSQL an edit reads its document ``FOR UPDATE``.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import threading
@@ -54,6 +55,8 @@ class Store:
         self.observers: list[Callable[[list[Change]], None]] = []
         # names this process in its change notifications, so that it can skip its own
         self.origin = uuid.uuid4().hex[:12]
+        self._order = threading.Lock()
+        self._line: collections.deque[list[Any]] = collections.deque()
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -91,29 +94,61 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
-        if self._write_lock is None:
-            with self.engine.connect() as conn:
+        slot: list[Any] | None = None
+        try:
+            with self._writer() as conn:
                 with conn.begin():
                     tx = Tx(conn, self.dialect)
                     yield tx
                     _announce(tx, self.origin)
-        else:
-            with self._write_lock, self.engine.connect() as conn:
-                conn.info["begin"] = "BEGIN IMMEDIATE"
-                try:
-                    with conn.begin():
-                        tx = Tx(conn, self.dialect)
-                        yield tx
-                finally:
-                    conn.info["begin"] = "BEGIN"
-        if tx.changes and self.observers:
-            self._committed(tx)
+                    slot = self._reserve(tx)
+        except BaseException:
+            self._release(slot, None)
+            raise
+        self._release(slot, tx)
 
-    def _committed(self, tx: "Tx") -> None:
-        changes = [(change, rid, tx.load(doc)) for change, rid, doc in tx.changes]
+    @contextmanager
+    def _writer(self) -> Iterator[Connection]:
+        if self._write_lock is None:
+            with self.engine.connect() as conn:
+                yield conn
+            return
+        with self._write_lock, self.engine.connect() as conn:
+            conn.info["begin"] = "BEGIN IMMEDIATE"
+            try:
+                yield conn
+            finally:
+                conn.info["begin"] = "BEGIN"
+
+    # Observers see transactions in commit order. Each writer learns of its commit on its own thread, so a
+    # writer that is slow to report (its thread descheduled after COMMIT) could otherwise be overtaken by the
+    # next writer of the same document: a place in line is taken just before COMMIT (row locks, or SQLite's
+    # write lock, order conflicting commits by then), and the changes are handed over from the head of the line.
+
+    def _reserve(self, tx: "Tx") -> list[Any] | None:
+        if not tx.changes or not self.observers:
+            return None
+        slot: list[Any] = [None, False]  # [changes, settled]
+        with self._order:
+            self._line.append(slot)
+        return slot
+
+    def _release(self, slot: list[Any] | None, tx: "Tx | None") -> None:
+        """Settle a place in line (``tx`` None: it rolled back) and hand over every settled head."""
+        if slot is None:
+            return
+        changes = None if tx is None else [(change, rid, tx.load(doc)) for change, rid, doc in tx.changes]
+        with self._order:
+            slot[0], slot[1] = changes, True
+            while self._line and self._line[0][1]:
+                ready = self._line.popleft()[0]
+                if ready:
+                    self._committed(ready)
+
+    def _committed(self, changes: list[Change]) -> None:
         for observe in list(self.observers):
             try:
-                observe(changes)
+                observe(changes)  # under the order lock: observers only hand the changes on
             except Exception:  # the write has committed: an observer's failure must not undo the answer
                 log.exception("a change observer failed")
 
