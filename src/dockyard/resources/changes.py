@@ -411,7 +411,9 @@ class _Index:
         k, s, n = row
         if value.kind == "int":
             return n is not None and _CMP[op](n, float(value.v))  # type: ignore[arg-type]
-        bound = resolve_date_math(value.v, op, self.now) if value.kind == "datemath" else value.v  # type: ignore[arg-type]
+        bound = value.v
+        if value.kind == "datemath":
+            bound = resolve_date_math(value.v, op, self.now)  # type: ignore[arg-type]
         return k == "s" and _CMP[op](s, bound)
 
     def _fulltext(self, path: str, text: str) -> bool:

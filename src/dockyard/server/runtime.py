@@ -33,6 +33,9 @@ class Runtime:
     def stop(self) -> None:
         for part in reversed(self.background):
             part.stop()
+        feed = self.services.extras.get("change-feed")
+        if feed is not None:
+            feed.stop()
         self.services.store.close()
 
 
