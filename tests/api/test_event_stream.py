@@ -303,8 +303,7 @@ def test_the_owner_follows_a_deployment_start_and_a_stranger_sees_it_only_once_s
 
         api.operation(api.get(dep_id), "stop")
         b_stream.wait_for(is_change("edit", dep_id, state="STOPPING"), "the stop, once shared")
-        # httpd, as the container's first process, ignores SIGTERM: the engine kills it after stop-timeout
-        b_stream.wait_for(is_change("edit", dep_id, state="STOPPED"), "the end of the stop", timeout=40)
+        b_stream.wait_for(is_change("edit", dep_id, state="STOPPED"), "the end of the stop")
         assert all("acl" not in e.json for e in b_stream.of(dep_id))  # view-data only, as his GET
         # the stop job is alice's alone
         assert not [e for e in b_stream.events if e.json.get("resource-type") == "job"]
