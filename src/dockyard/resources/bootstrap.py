@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from ..core import acl as acls
-from ..core.authn import ADMIN, BUILTIN_GROUPS, INTERNAL, USER
+from ..core.authn import ADMIN, BUILTIN_GROUPS, DEPLOYMENT, INTERNAL, USER
 from ..core.ids import name_uuid
 from ..core.time import now_ts
 from . import crud, registry, templates
@@ -64,3 +64,29 @@ def register_local_engine(services: Services, endpoint: str, version: str = "") 
                    "subtype": "infrastructure-service-swarm", "method": "infrastructure-service-swarm",
                    "parent": LOCAL_INFRA, "status": "VALID", "last-check": ts, "acl": shared})
     return True
+
+
+def register_local_storage(services: Services, endpoint: str) -> None:
+    """The embedded object store, usable by every user (and deployment) like any S3 store; its secret is
+    random, encrypted, and never returned (the directory backend does not need it)."""
+    from .data_object import LOCAL_STORAGE, LOCAL_STORAGE_CREDENTIAL
+
+    with services.store.write() as tx:
+        infra = tx.get(LOCAL_STORAGE, for_update=True)
+        if infra is not None:
+            if infra["endpoint"] != endpoint:  # served on another address since last start
+                tx.replace({**infra, "endpoint": endpoint, "updated": now_ts()})
+            return
+        ts = now_ts()
+        shared = acls.normalise({"owners": [ADMIN], "view-data": [USER, DEPLOYMENT]})
+        tx.insert({"id": LOCAL_STORAGE, "resource-type": "infrastructure-service", "created": ts, "updated": ts,
+                   "created-by": "internal", "name": "Dockyard object store",
+                   "description": "objects kept in Dockyard's data directory", "subtype": "s3",
+                   "method": "generic", "endpoint": endpoint, "state": "STARTED", "online": True,
+                   "default": True, "acl": shared})
+        tx.insert({"id": LOCAL_STORAGE_CREDENTIAL, "resource-type": "credential", "created": ts, "updated": ts,
+                   "created-by": "internal", "name": "Dockyard object store",
+                   "subtype": "infrastructure-service-minio", "method": "infrastructure-service-minio",
+                   "parent": LOCAL_STORAGE, "access-key": "dockyard",
+                   "secret-key": services.keys.cipher.encrypt(secrets.token_urlsafe(24)), "acl": shared},
+                  exclude=("secret-key",))

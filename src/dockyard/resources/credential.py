@@ -44,6 +44,9 @@ SCHEMA = COMMON.extend(
     Attr("ca", string(max_len=100000), immutable=True, indexed=False),
     Attr("cert", string(max_len=100000), immutable=True, indexed=False),
     Attr("key", string(max_len=100000), server=True, hidden=True),
+    # object-store credentials: the access key is an identifier, the secret key is never returned
+    Attr("access-key", string(max_len=1000), immutable=True),
+    Attr("secret-key", string(max_len=100000), server=True, hidden=True),
 )
 
 

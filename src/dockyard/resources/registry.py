@@ -9,12 +9,15 @@ from .job import Job
 from .module import Module, ModuleComponent
 from .resource_log import ResourceLog
 from .base import ResourceType
+from .data_object import DataObject
+from .data_object import template_docs as data_object_templates
+from .data_record import DataRecord, DataRecordKeyPrefix, DataSet
 from .event import Event
 from .infrastructure_service_group import InfrastructureServiceGroup
 from .templates import template_type
 
 TEMPLATE_TYPES = ("session-template", "user-template", "credential-template", "group-template",
-                  "infrastructure-service-template")
+                  "infrastructure-service-template", "data-object-template")
 
 
 def all_types() -> dict[str, ResourceType]:
@@ -30,6 +33,10 @@ def all_types() -> dict[str, ResourceType]:
         Deployment(),
         DeploymentParameter(),
         ResourceLog(),
+        DataRecord(),
+        DataRecordKeyPrefix(),
+        DataSet(),
+        DataObject(),
         Event(),
         Job(),
         InfrastructureServiceGroup(),
@@ -40,4 +47,4 @@ def all_types() -> dict[str, ResourceType]:
 
 def template_docs() -> list[dict]:
     return [*session.template_docs(), *user.template_docs(), *credential.template_docs(),
-            *group.template_docs(), *infrastructure_service.template_docs()]
+            *group.template_docs(), *infrastructure_service.template_docs(), *data_object_templates()]

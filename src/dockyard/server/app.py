@@ -23,7 +23,7 @@ from ..resources import crud, events, params
 from ..resources.base import Ctx, ResourceType, Reply, Services
 from ..resources.cloud_entry_point import entry_point
 from ..resources.session import COOKIE, authenticate
-from . import http
+from . import http, objects
 from .http import JSON
 from .stream import Streams
 
@@ -194,6 +194,8 @@ def create_app(services: Services) -> "Preflight":
         Route("/api/{type}/{uuid}", api.item, methods=ALL),
         Route("/api/{type}/{uuid}/{action}", api.action, methods=ALL),
         Route("/api/{rest:path}", api.unknown, methods=ALL),
+        # the embedded object store's pre-signed URLs
+        *objects.routes(services),
         Route("/{rest:path}", api.root, methods=ALL),
     ]
     app = Starlette(routes=routes, lifespan=_ending(streams))

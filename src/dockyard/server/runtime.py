@@ -13,7 +13,8 @@ from typing import Any
 from ..core.crypto import Keys
 from ..core.settings import Settings
 from ..resources.base import Services
-from ..resources.bootstrap import bootstrap, register_local_engine
+from ..data import embedded_endpoint
+from ..resources.bootstrap import bootstrap, register_local_engine, register_local_storage
 from ..resources.registry import all_types
 from ..store.db import Store
 
@@ -67,7 +68,16 @@ def start(settings: Settings) -> Runtime:
         # labels what this installation creates on engines, so that orphans are only ever its own
         services.extras["instance-id"] = tx.meta("instance-id", secrets.token_hex(8))
     store.optimize()
+    register_local_storage(services, embedded_endpoint(public_url(settings)))
     return Runtime(services, password)
+
+
+def public_url(settings: Settings) -> str:
+    if settings["public-url"]:
+        return settings["public-url"].rstrip("/")
+    host = settings["host"]
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else ("[::1]" if host == "::" else host)
+    return f"http://{host}:{settings['port']}"
 
 
 def attach_engine(runtime: Runtime) -> None:
