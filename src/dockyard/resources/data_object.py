@@ -106,6 +106,12 @@ def public_base(ctx: Ctx) -> str:
     return configured.rstrip("/") if configured else ctx.endpoint
 
 
+def public_base_of(services: Any) -> str:
+    """Where this server's own URLs point when no request says (workers)."""
+    configured = services.settings["public-url"]
+    return configured.rstrip("/") if configured else f"http://127.0.0.1:{services.settings['port']}"
+
+
 def _storage(call: Any, *args: Any) -> Any:
     try:
         return call(*args)

@@ -18,7 +18,7 @@ from ..core.authn import ADMIN, ANON, INTERNAL, USER
 from ..core.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..core.time import now_ts
 from ..store.db import Tx
-from . import crud
+from . import crud, deployment_data
 from . import job as jobs
 from .attributes import COMMON, Attr, any_map, href, list_of, one_of, string, text
 from .base import Action, Ctx, ResourceType, Reply
@@ -192,6 +192,7 @@ def resolve_infrastructure(ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
 
 
 def delete_children(tx: Tx, deployment_id: str) -> None:
+    deployment_data.revoke(tx, deployment_id)
     for child_type in ("credential", "deployment-parameter", "resource-log"):
         for child in tx.find_all(child_type, "parent", deployment_id):
             if child_type == "credential":
@@ -252,11 +253,17 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
         for old_key in tx.find_all("credential", "parent", current["id"]):
             end_sessions(tx, "credential", old_key["id"])
             tx.delete(old_key["id"])
+        records = deployment_data.resolve(ctx, tx, current)
+        deployment_data.grant(tx, current["id"], records)
         creds = new_api_key(ctx, tx, current)
         job = jobs.create(ctx, tx, "start_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
                           priority=JOB_PRIORITY)
+        fields: dict[str, Any] = {}
+        if records or "data-records" in current:
+            chosen = current.get("data-records") or {}
+            fields["data_records"] = {r["id"]: chosen.get(r["id"], {}) for r in records}
         _set(ctx, tx, current, state=STARTING, api_credentials=creds, status_message="",
-             phases={"queued": job["phases"]["queued"]}, task={})
+             phases={"queued": job["phases"]["queued"]}, task={}, **fields)
     return _accepted("starting", doc["id"], job)
 
 

@@ -13,11 +13,12 @@ from ...core.time import now_ts
 from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
                              TaskSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB)
 from ...resources import deployment as deployments
+from ...resources import deployment_data
 from ...resources.base import Ctx
 from ...resources.deployment_parameter import upsert
 from ...resources.session import end_sessions
 from ..engines import driver_for
-from . import ActionFailed, JobContext, action
+from . import ActionFailed, JobContext, action, data_mounts
 
 
 def _load(ctx: JobContext) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
                   for p in content.get("ports", []))
     mounts = tuple(MountSpec(m["mount-type"], m["target"], m.get("source"), bool(m.get("read-only")),
                              tuple(sorted((m.get("volume-options") or {}).items())))
-                   for m in content.get("mounts", []))
+                   for m in content.get("mounts", [])) + data_mounts.mounts_for(ctx.services, dep)
     policy = content.get("restart-policy") or {}
     restart = RestartPolicy(policy.get("condition", "none"), policy.get("max-attempts"))
     component = dep["module"].get("path", "app").rsplit("/", 1)[-1]
@@ -198,6 +199,8 @@ def stop_deployment(ctx: JobContext) -> str:
         for cred in tx.find_all("credential", "parent", dep["id"]):
             end_sessions(tx, "credential", cred["id"])
             tx.delete(cred["id"])
+        deployment_data.revoke(tx, dep["id"])
+    data_mounts.discard(ctx.services, dep)
     deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
                            state=deployments.STOPPED, status_message="stopped",
                            phases={"stopped": now_ts()}, task={"state": "missing", "checked": now_ts()})
