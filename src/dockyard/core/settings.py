@@ -59,6 +59,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep-interval", 30.0, "Seconds between full reconciliations of deployments with their engines.",
             float),
     Setting("stop-timeout", 10.0, "Seconds a stopping container gets before it is killed.", float),
+    Setting("max-object-bytes", 5 * 1024 ** 3, "Largest object one PUT to the embedded store's signed URLs "
+            "may carry.", int),
     Setting("public-url", "", "The URL users reach this server at (pre-signed object URLs point there); "
             "empty means http://<host>:<port> as served."),
     Setting("publish-ip", "", "Host address container ports are published on; empty means every address."),

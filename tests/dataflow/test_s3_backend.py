@@ -1,0 +1,63 @@
+"""The same data story on an S3 store (moto's S3 server on loopback): objects through the real client's
+helper at boto3's pre-signed URLs, and the Jupyter example with its buckets staged into the container."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+from nuvla.api.resources.data import DataObjectS3
+
+from ..deployments.conftest import component, deploy, http_get, new_user, parameters, start, wait_parameter, wait_state
+from .test_data_api import prefix
+
+
+def s3_store(api, endpoint):
+    infra = api.add("infrastructure-service", {"template": {
+        "href": "infrastructure-service-template/generic", "subtype": "s3", "endpoint": endpoint},
+        "name": "moto"}).data["resource-id"]
+    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-minio",
+                                               "parent": infra, "access-key": "testing",
+                                               "secret-key": "testing-secret"}}).data["resource-id"]
+    return infra, cred
+
+
+def test_objects_on_s3_round_trip_with_the_real_helper(sqlite_server, moto_endpoint):
+    api, _ = new_user(sqlite_server)
+    infra, cred = s3_store(api, moto_endpoint)
+    assert "secret-key" not in api.get(cred).data
+    helper = DataObjectS3(api)
+    content = b"s3 bytes " * 1000
+    oid = helper.create(content, f"s3b-{uuid.uuid4().hex[:8]}", "x/y.bin", cred,
+                        content_type="application/octet-stream")
+    doc = api.get(oid).data
+    assert doc["state"] == "READY" and doc["bytes"] == len(content)
+    assert doc["md5sum"] == hashlib.md5(content).hexdigest()
+    assert helper.get_content(oid) == content
+    helper.delete(oid)
+
+
+def test_jupyter_example_on_s3(sqlite_server, moto_endpoint, images):
+    api, _ = new_user(sqlite_server)
+    prefix(api, "data")
+    prefix(api, "gnss")
+    infra, cred = s3_store(api, moto_endpoint)
+    helper = DataObjectS3(api)
+    bucket, mission = f"s3j-{uuid.uuid4().hex[:8]}", f"m{uuid.uuid4().hex[:6]}"
+    selected = []
+    for obj, text in (("a.txt", "alpha on s3"), ("b.txt", "bravo on s3")):
+        helper.create(text, bucket, obj, cred)
+        selected.append(api.add("data-record", {"infrastructure-service": infra, "data:bucket": bucket,
+                                                "data:object": obj, "gnss:mission": mission}).data["resource-id"])
+    module_id = component(api, images["seed"], ports=[{"target-port": 8888}],
+                          **{"output-parameters": [{"name": "jupyter-token", "description": "the token"}]})
+    dep_id = deploy(api, module_id, **{"data-records": {rid: {} for rid in selected}})
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    wait_parameter(api, dep_id, "jupyter-token")
+    port = parameters(api, dep_id)["tcp.8888"]
+    for obj, text in (("a.txt", "alpha on s3"), ("b.txt", "bravo on s3")):
+        got = http_get(f"http://127.0.0.1:{port}/data/{mission}/{bucket}__{obj}")
+        assert got.status_code == 200 and got.text == text
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
