@@ -52,7 +52,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("request-threads", 8, "Threads doing request work in each process (the rest wait their turn).", int),
     Setting("db-pool-size", 16, "Connections kept open to PostgreSQL per process.", int),
     Setting("log-level", "info", "Log level of the server."),
-    Setting("workers", 2, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
+    Setting("workers", 4, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
     Setting("job-lease", 30.0, "Seconds a claimed job stays a worker's without renewal.", float),
     Setting("job-poll", 1.0, "Seconds between queue polls when no wake-up arrives (other processes on SQLite).",
             float),
