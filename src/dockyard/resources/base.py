@@ -29,8 +29,6 @@ class Services:
     settings: "Settings"
     keys: "Keys"
     types: dict[str, "ResourceType"] = field(default_factory=dict)
-    # called with (change, doc) after each committed change; the event stream subscribes here
-    listeners: list[Callable[[str, dict[str, Any]], None]] = field(default_factory=list)
     # called after a transaction that queued jobs commits: wakes the workers at once
     wakers: list[Callable[[], None]] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)

@@ -90,7 +90,6 @@ def add(ctx: Ctx, rtype: ResourceType, body: Any) -> Reply:
                       {"Location": doc["id"]})
         rtype.after_add(ctx, tx, doc, reply)
         events.record(ctx, tx, "add", doc)
-    notify(ctx, "add", doc)
     if ctx.scratch.get("new-jobs"):  # an add that queued a job (a credential's check)
         ctx.services.wake_workers()
     return reply
@@ -146,7 +145,6 @@ def edit(ctx: Ctx, rtype: ResourceType, rid: str, body: Any, select: list[str] |
         new = merge(ctx, rtype, old, _object_body(body), rights, select or [])
         new = update(ctx, tx, rtype, old, new)
         events.record(ctx, tx, "edit", new)
-    notify(ctx, "edit", new)
     return present(ctx, rtype, new, acls.rights_of(new["acl"], ctx.authn))
 
 
@@ -198,7 +196,6 @@ def delete(ctx: Ctx, rtype: ResourceType, rid: str) -> Reply:
             raise Forbidden.for_resource(rid)
         remove(ctx, tx, rtype, doc)
         events.record(ctx, tx, "delete", doc)
-    notify(ctx, "delete", doc)
     reply = Reply(200, {"status": 200, "message": f"{rid} deleted", "resource-id": rid})
     rtype.after_delete(ctx, doc, reply)
     return reply
@@ -271,8 +268,7 @@ def bulk_delete(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> Reply:
             events.record(ctx, tx, "delete", doc)
             deleted.append(doc)
     for doc in deleted:
-        notify(ctx, "delete", doc)
-    n = len(deleted)
+        n = len(deleted)
     return Reply(200, {"status": 200, "message": f"{n} {rtype.name} resource{'s' if n != 1 else ''} deleted",
                        "deleted": n, "total": n + len(failures), "failures": failures})
 
@@ -301,7 +297,3 @@ def action(ctx: Ctx, rtype: ResourceType, rid: str, name: str, body: Any, method
         ctx.services.wake_workers()
     return reply
 
-
-def notify(ctx: Ctx, change: str, doc: dict[str, Any]) -> None:
-    for listener in ctx.services.listeners:
-        listener(change, doc)

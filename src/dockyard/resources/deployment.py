@@ -297,7 +297,6 @@ def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
                         payload={"infrastructure-service": current.get("infrastructure-service")},
                         priority=JOB_PRIORITY)
         crud.remove(ctx, tx, rtype, current, force=True)
-    crud.notify(ctx, "delete", current)
     return Reply(200, {"status": 200, "message": f"{doc['id']} deleted", "resource-id": doc["id"]})
 
 
@@ -332,7 +331,6 @@ def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
         current = tx.get(doc["id"], for_update=True)
         module = resolve_module(ctx, tx, href_)
         new = _set(ctx, tx, current, module=module)
-    crud.notify(ctx, "edit", new)
     return Reply(200, crud.present(ctx, rtype, new, acls.rights_of(new["acl"], ctx.authn)))
 
 
@@ -375,5 +373,4 @@ def set_fields(services: Any, deployment_id: str, *, only_in: frozenset[str] | N
             if key in fields:
                 fields[key] = {**current.get(key, {}), **fields[key]}
         new = _set(ctx, tx, current, **fields)
-    crud.notify(ctx, "edit", new)
     return new

@@ -131,7 +131,6 @@ def cancel(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, A
         hook = ON_CANCEL.get(job["action"])
         if hook:
             hook(Ctx(ctx.services, INTERNAL), tx, job)
-    crud.notify(ctx, "edit", job)
     return Reply(200, {"status": 200, "message": f"{job['id']} canceled", "resource-id": job["id"]})
 
 
@@ -161,5 +160,4 @@ def update(services: Services, job_id: str, **fields: Any) -> dict[str, Any] | N
             hook = ON_DONE.get(job["action"])
             if hook:
                 hook(ctx, tx, job)
-    crud.notify(ctx, "edit", job)
     return job
