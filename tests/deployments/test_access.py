@@ -60,3 +60,20 @@ def test_the_deployment_key_reads_its_deployment_only_and_cannot_create_credenti
         key.edit(mine, {"name": "renamed"})
     alice.operation(alice.get(mine), "stop")
     wait_state(alice, mine, "STOPPED")
+
+
+def test_requires_user_rights_gives_the_key_the_starting_users_claims(sqlite_server, images):
+    alice, uid = new_user(sqlite_server)
+    other = deploy(alice, component(alice, images["app"]))
+    mine = deploy(alice, component(alice, images["app"], ports=[{"target-port": 80}],
+                                   **{"requires-user-rights": True}))
+    start(alice, mine)
+    wait_state(alice, mine, "STARTED")
+    env = dict(line.split("=", 1) for line in
+               http_get(f"http://127.0.0.1:{parameters(alice, mine)['tcp.80']}/").text.splitlines() if "=" in line)
+    key = api_for(sqlite_server)
+    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    assert key.get(other).id == other  # the user's own rights, not only the deployment's
+    assert key.search("deployment").count == 2
+    alice.operation(alice.get(mine), "stop")
+    wait_state(alice, mine, "STOPPED")
