@@ -162,6 +162,10 @@ def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        # broad filters build temporary id sets: keep them in memory, with room in the page cache
+        cur.execute("PRAGMA temp_store=MEMORY")
+        cur.execute("PRAGMA cache_size=-65536")
+        cur.execute("PRAGMA mmap_size=268435456")
         cur.close()
 
     @event.listens_for(engine, "begin")

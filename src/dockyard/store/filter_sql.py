@@ -75,7 +75,7 @@ def _depth(n: Node) -> int:
 
 
 class _Compiler:
-    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes")
+    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes", "probe")
 
     def __init__(self, now: datetime, fulltext_paths: tuple[str, ...]) -> None:
         self.params: dict[str, object] = {}
@@ -83,6 +83,8 @@ class _Compiler:
         self.fulltext_paths = fulltext_paths
         self.alias = "r"  # the resources alias comparisons test
         self.ctes: list[str] = []
+        # compile ranges and prefixes as a per-candidate index probe (see node())
+        self.probe = False
 
     def bind(self, value: object) -> str:
         name = f"f{len(self.params)}"
@@ -94,7 +96,13 @@ class _Compiler:
         if t is Comp:
             return self.comp(n)  # type: ignore[arg-type]
         if t is And or t is Or:
-            parts = [self.node(i) for i in n.items]  # type: ignore[union-attr]
+            if t is And and any(_drives(i) for i in n.items):  # type: ignore[union-attr]
+                # an equality beside them narrows the candidates: a range or prefix sibling is then cheaper
+                # as one index probe per candidate than as the set of every id in its range (a temporary
+                # index of tens of thousands of ids for "timestamp > X")
+                parts = [self._probed(i) for i in n.items]  # type: ignore[union-attr]
+            else:
+                parts = [self.node(i) for i in n.items]  # type: ignore[union-attr]
             if not parts:
                 return _TRUE if t is And else _FALSE
             if len(parts) == 1:
@@ -127,8 +135,19 @@ class _Compiler:
         self.ctes.append(f"{name} AS (SELECT c.id FROM resources c WHERE c.type = :type AND ({joined}))")
         return name
 
+    def _probed(self, n: Node) -> str:
+        if type(n) is not Comp or n.op not in _PROBED_OPS:  # type: ignore[union-attr]
+            return self.node(n)
+        self.probe = True
+        try:
+            return self.comp(n)  # type: ignore[arg-type]
+        finally:
+            self.probe = False
+
     def rows(self, path: str, cond: str | None, negate: bool = False) -> str:
         where = f"a.path = {path}" + (f" AND {cond}" if cond else "")
+        if self.probe and not negate:
+            return f"EXISTS (SELECT 1 FROM attrs a WHERE a.id = {self.alias}.id AND {where})"
         return f"{self.alias}.id {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
 
     def comp(self, c: Comp) -> str:
@@ -233,6 +252,14 @@ class _Compiler:
                 f"{self.alias}.id IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
             )
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+
+_PROBED_OPS = frozenset({"<", "<=", ">", ">=", "^="})
+
+
+def _drives(n: Node) -> bool:
+    """An equality with a value: few rows, so the search can start from it."""
+    return type(n) is Comp and n.op == "=" and n.value.kind not in ("null", "list")  # type: ignore[union-attr]
 
 
 def compile_filter(
