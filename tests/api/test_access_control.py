@@ -9,27 +9,10 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 from .helpers import (
-    COOKIE, DOC_TYPE, Caller, admin, anonymous, create_user, error_of, forbidden, make_user, new_group, relogin,
+    COOKIE, DOC_TYPE, Caller, anonymous, create_user, error_of, forbidden, make_user, new_group, relogin,
     set_cookie_attributes, unique,
 )
-
-
-@pytest.fixture(scope="module")
-def root(live_server) -> Caller:
-    return admin(live_server)
-
-
-@pytest.fixture
-def alice(live_server, root) -> Caller:
-    return make_user(live_server, root)
-
-
-@pytest.fixture
-def bob(live_server, root) -> Caller:
-    return make_user(live_server, root)
 
 
 def _stored(root: Caller, rid: str) -> dict:

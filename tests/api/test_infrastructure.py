@@ -20,27 +20,12 @@ from nuvla.api.resources.infra_service import InfraServiceDocker, InfraServiceGr
 from tests.support import make_tls_pems, tls_engine
 
 from ..conftest import free_port
-from .helpers import Caller, admin, error_of, forbidden, make_user, unique
+from .helpers import Caller, error_of, forbidden, unique
 
 LOCAL_ENGINE = "unix:///var/run/docker.sock"
 LOCAL_INFRA = "infrastructure-service/local-docker"
 LOCAL_CREDENTIAL = "credential/local-docker"
 FINAL = ("SUCCESS", "FAILED", "CANCELED")
-
-
-@pytest.fixture(scope="module")
-def root(live_server) -> Caller:
-    return admin(live_server)
-
-
-@pytest.fixture
-def alice(live_server, root) -> Caller:
-    return make_user(live_server, root)
-
-
-@pytest.fixture
-def bob(live_server, root) -> Caller:
-    return make_user(live_server, root)
 
 
 @pytest.fixture(scope="module")

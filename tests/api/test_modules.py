@@ -12,22 +12,7 @@ import pytest
 from nuvla.api import Api, NuvlaError
 from nuvla.api.resources.module import Module
 
-from .helpers import Caller, admin, error_of, make_user, unique
-
-
-@pytest.fixture(scope="module")
-def root(live_server) -> Caller:
-    return admin(live_server)
-
-
-@pytest.fixture
-def alice(live_server, root) -> Caller:
-    return make_user(live_server, root)
-
-
-@pytest.fixture
-def bob(live_server, root) -> Caller:
-    return make_user(live_server, root)
+from .helpers import Caller, error_of, unique
 
 
 def library(server, caller: Caller) -> Api:
