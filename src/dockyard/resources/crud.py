@@ -267,8 +267,7 @@ def bulk_delete(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> Reply:
             remove(ctx, tx, rtype, doc)
             events.record(ctx, tx, "delete", doc)
             deleted.append(doc)
-    for doc in deleted:
-        n = len(deleted)
+    n = len(deleted)
     return Reply(200, {"status": 200, "message": f"{n} {rtype.name} resource{'s' if n != 1 else ''} deleted",
                        "deleted": n, "total": n + len(failures), "failures": failures})
 
