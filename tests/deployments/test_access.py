@@ -77,3 +77,20 @@ def test_requires_user_rights_gives_the_key_the_starting_users_claims(sqlite_ser
     assert key.search("deployment").count == 2
     alice.operation(alice.get(mine), "stop")
     wait_state(alice, mine, "STOPPED")
+
+
+def test_stop_with_delete_needs_the_delete_right(sqlite_server, images):
+    alice, _ = new_user(sqlite_server)
+    bob, bob_id = new_user(sqlite_server)
+    dep_id = deploy(alice, component(alice, images["app"]))
+    acl = alice.get(dep_id).data["acl"]
+    alice.edit(dep_id, {"acl": {**acl, "manage": sorted(set(acl.get("manage", [])) | {bob_id}),
+                                "view-data": sorted(set(acl.get("view-data", [])) | {bob_id})}})
+    start(alice, dep_id)
+    wait_state(alice, dep_id, "STARTED")
+    with pytest.raises(NuvlaError) as err:
+        bob.operation(bob.get(dep_id), "stop", {"delete": True})
+    assert err.value.response.status_code == 403
+    assert alice.get(dep_id).data["state"] == "STARTED"
+    bob.operation(bob.get(dep_id), "stop")  # manage is enough for a plain stop
+    wait_state(alice, dep_id, "STOPPED")

@@ -269,6 +269,8 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
 
 def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     payload = {k: bool(body[k]) for k in ("delete", "remove-volumes", "remove-images") if k in body}
+    if payload.get("delete") and not acls.has(doc["acl"], ctx.authn, "delete"):
+        raise Forbidden.for_resource(doc["id"])  # as Nuvla: deleting after the stop needs the delete right
     with ctx.store.write() as tx:
         current = _locked(ctx, tx, doc, STOPPABLE, "stop")
         job = jobs.create(ctx, tx, "stop_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
