@@ -73,6 +73,20 @@ def test_paging_counts_everything_and_returns_the_page(store):
     assert search(store, limit=0).docs == []
 
 
+def test_filtered_paging_counts_every_match_whatever_the_page(store):
+    started = cimi_filter.parse("state='STARTED'")
+    page = search(store, filter=started, orderby=(("name", False),), offset=1, limit=1)
+    assert (page.count, names(page)) == (3, ["one"])
+    past_the_end = search(store, filter=started, offset=7, limit=2)
+    assert (past_the_end.count, past_the_end.docs) == (3, [])
+    counted_only = search(store, filter=started, limit=0)
+    assert (counted_only.count, counted_only.docs) == (3, [])
+    mine = search(store, filter=started, claims=frozenset({"user/a"}), limit=5)
+    assert (mine.count, names(mine)) == (1, ["one"])
+    nothing = search(store, filter=cimi_filter.parse("state='GONE'"), limit=5)
+    assert (nothing.count, nothing.docs) == (0, [])
+
+
 def test_select_returns_only_the_selected_keys_plus_id_and_acl(store):
     result = search(store, select=("name", "nested", "data:bucket"), orderby=(("name", False),))
     four = next(d for d in result.docs if d["name"] == "four")

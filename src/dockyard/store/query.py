@@ -126,17 +126,30 @@ def _page(q: Query) -> str:
 def run_search(tx: "Tx", q: Query) -> SearchResult:
     params = _Params({"type": q.type})
     where = _where(tx, q, params)
-    count = tx.conn.execute(sa.text(f"SELECT count(*) FROM resources r WHERE {where}"),
-                            params.values).scalar_one()
+    count_sql = f"SELECT count(*) FROM resources r WHERE {where}"
     docs: list[dict[str, Any]] = []
-    if count and q.limit != 0:
+    count: int | None = None
+    if q.limit == 0:
+        count = tx.conn.execute(sa.text(count_sql), params.values).scalar_one()
+    elif q.filter is not None:
+        # a filter drives the search, so the page must sort every match anyway: find the matches once and
+        # take both the count and the page from them (two passes doubled the cost of broad filters)
         proj = _projection(tx, q, params)
-        sql = f"SELECT {proj} FROM resources r WHERE {where} ORDER BY {_order(q, params)}{_page(q)}"
-        for (raw,) in tx.conn.execute(sa.text(sql), params.values):
-            doc = tx.load(raw)
-            if q.select is not None:
-                doc = {k: v for k, v in doc.items() if v is not None}
-            docs.append(doc)
+        sql = (f"WITH m AS MATERIALIZED (SELECT r.id FROM resources r WHERE {where}) "
+               f"SELECT {proj}, (SELECT count(*) FROM m) FROM resources r WHERE r.id IN (SELECT id FROM m) "
+               f"ORDER BY {_order(q, params)}{_page(q)}")
+        for raw, total in tx.conn.execute(sa.text(sql), params.values):
+            docs.append(_decoded(tx, q, raw))
+            count = total
+    else:
+        # no filter: the page can stop early on the (type, created) index, so it is cheaper on its own
+        count = tx.conn.execute(sa.text(count_sql), params.values).scalar_one()
+        if count:
+            proj = _projection(tx, q, params)
+            sql = f"SELECT {proj} FROM resources r WHERE {where} ORDER BY {_order(q, params)}{_page(q)}"
+            docs = [_decoded(tx, q, raw) for (raw,) in tx.conn.execute(sa.text(sql), params.values)]
+    if count is None:  # the page came back empty (no match, or an offset past the end)
+        count = tx.conn.execute(sa.text(count_sql), params.values).scalar_one() if q.offset else 0
     aggs = {f"{algo}:{path}": _aggregate(tx, q, where, params, algo, path) for algo, path in q.aggregations}
     return SearchResult(count, docs, aggs)
 
@@ -191,3 +204,10 @@ def _term_key(k: str, s: str | None, n: float | None) -> Any:
         return 1 if s == "true" else 0
     return s
 
+
+
+def _decoded(tx: "Tx", q: Query, raw: Any) -> dict[str, Any]:
+    doc = tx.load(raw)
+    if q.select is not None:
+        doc = {k: v for k, v in doc.items() if v is not None}
+    return doc
