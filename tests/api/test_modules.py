@@ -195,6 +195,21 @@ def test_an_edit_without_content_changes_no_version(alice):
     assert after["description"] == "only the description" and after["name"] == "renamed"
 
 
+def test_an_edit_carrying_unchanged_content_still_appends_a_version_as_nuvla(alice):
+    # Nuvla's UI saves the whole module with a commit message: each save is a version, even if only the
+    # message is new; clients count on versions growing by one per save
+    pid, path = project(alice)
+    cid = alice.add("module", component_body(f"{path}/app", tag="1", commit="first"))
+    same = get(alice, cid)
+    resp = alice.put(cid, json={**same, "content": {**same["content"], "commit": "same image, new note"}})
+    assert resp.status_code == 200, resp.text
+    after = get(alice, cid)
+    assert [v.get("commit") for v in after["versions"]] == ["first", "same image, new note"]
+    assert after["content"]["image"] == same["content"]["image"]
+    resp = alice.put(cid, json=get(alice, cid))  # the round trip of a whole document is a save too
+    assert resp.status_code == 200 and len(resp.json()["versions"]) == 3
+
+
 def test_versions_cannot_be_set_by_the_user(alice):
     pid, path = project(alice)
     fake = [{"href": "module-component/forged", "author": "mallory"}]

@@ -11,6 +11,8 @@ import requests
 from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
+from dockyard.data import objects_root
+
 from ..deployments.conftest import new_user
 
 LOCAL_STORAGE = "infrastructure-service/local-storage"
@@ -76,3 +78,30 @@ def test_data_sets_keep_valid_filters(live_server):
     with pytest.raises(NuvlaError) as err:
         api.add("data-set", {"name": "bad", "data-record-filter": "gnss:mission="})
     assert err.value.response.status_code == 400
+
+
+def test_delete_keeps_the_stored_object_or_its_bucket_when_asked_as_nuvla(live_server):
+    api, _ = new_user(live_server)
+    helper = DataObjectS3(api)
+    bucket = f"bk-{uuid.uuid4().hex[:8]}"
+    bucket_dir = os.path.join(objects_root(live_server.data_dir), bucket)
+    kept = helper.create(b"kept bytes", bucket, "kept.bin", LOCAL_CRED, content_type="text/plain")
+    url = api.operation(api.get(kept), "download").data["uri"]
+    headers = {"content-type": "application/json"}
+    resp = api.session.delete(f"{api.endpoint}/api/{kept}", json={"keep-s3-object": True}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    with pytest.raises(NuvlaError):
+        api.get(kept)
+    assert requests.get(url).content == b"kept bytes"  # the record went, the bytes stayed
+    # keep-s3-bucket: the object goes, its emptied bucket stays
+    other = helper.create(b"gone", f"{bucket}-2", "gone.bin", LOCAL_CRED, content_type="text/plain")
+    resp = api.session.delete(f"{api.endpoint}/api/{other}", json={"keep-s3-bucket": True}, headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert os.path.isdir(bucket_dir + "-2") and os.listdir(bucket_dir + "-2") == []
+    # a body that is not an object is refused, and nothing is deleted
+    third = helper.create(b"third", bucket, "third.bin", LOCAL_CRED, content_type="text/plain")
+    resp = api.session.delete(f"{api.endpoint}/api/{third}", data=b"[1]", headers=headers)
+    assert resp.status_code == 400 and "body of a delete" in resp.json()["message"]
+    assert api.get(third).data["state"] == "READY"
+    helper.delete(third)  # no body: as before, bytes and the then-empty bucket go
+    assert not os.path.exists(os.path.join(bucket_dir, "third.bin"))

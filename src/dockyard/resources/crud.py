@@ -189,7 +189,10 @@ def _apply_patch(current: dict[str, Any], ops: Any) -> dict[str, Any]:
 
 # -- delete ------------------------------------------------------------------------------------------
 
-def delete(ctx: Ctx, rtype: ResourceType, rid: str) -> Reply:
+def delete(ctx: Ctx, rtype: ResourceType, rid: str, options: dict[str, Any] | None = None) -> Reply:
+    """``options``: the request's body, for types whose deletion takes some (``before_delete`` reads
+    ``ctx.scratch["delete-options"]``)."""
+    ctx.scratch["delete-options"] = options or {}
     with ctx.store.write() as tx:
         doc, rights = load_visible(ctx, tx, rtype, rid, for_update=True)
         if "delete" not in rights:

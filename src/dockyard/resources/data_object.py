@@ -156,9 +156,14 @@ class DataObject(ResourceType):
         _storage(store_for(ctx, tx, doc["credential"]).ensure_bucket, doc["bucket"])
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        # as Nuvla: the stored bytes go too, and the bucket once empty, unless the delete's body says keep
+        options = ctx.scratch.get("delete-options") or {}
+        if options.get("keep-s3-object") is True:
+            return
         store = store_for(ctx, tx, doc["credential"])
         _storage(store.delete, doc["bucket"], doc["object"])
-        _storage(store.remove_bucket_if_empty, doc["bucket"])
+        if options.get("keep-s3-bucket") is not True:
+            _storage(store.remove_bucket_if_empty, doc["bucket"])
 
 
 def tpl_params(body: dict[str, Any]) -> dict[str, Any]:

@@ -191,7 +191,9 @@ class Module(ResourceType):
             if other is not None and other["id"] != old["id"]:
                 raise Conflict(f"path '{new['path']}' already exist", old["id"])
         content = new.pop("content", None)
-        if content is not None and content != old.get("content"):
+        # as Nuvla, every edit whose body carries `content` appends a version, even an unchanged one (a save
+        # with a new commit message is a version). A body without it leaves merge's reference to the old one.
+        if content is not None and content is not old.get("content"):
             if new["subtype"] == "project":
                 raise BadRequest(NO_PROJECT_CONTENT)
             new["versions"] = list(new.get("versions") or [])

@@ -153,7 +153,11 @@ class Api:
             return await self._run(request, lambda ctx: crud.edit(ctx, rtype, rid, body, select, patch),
                                    "edit", rid)
         if method == "DELETE":
-            return await self._run(request, lambda ctx: crud.delete(ctx, rtype, rid), "delete", rid)
+            options = await self._json_body(request)  # optional, as Nuvla's data-object keep-s3-* flags
+            if options is not None and not isinstance(options, dict):
+                raise BadRequest("the body of a delete must be a JSON object")
+            return await self._run(request, lambda ctx: crud.delete(ctx, rtype, rid, options or {}),
+                                   "delete", rid)
         raise MethodNotAllowed(f"invalid method ({method.lower()}) for {request.url.path}")
 
     async def action(self, request: Request) -> Response:
