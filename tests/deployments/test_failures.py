@@ -129,3 +129,21 @@ def test_starting_twice_is_refused(sqlite_server, images):
     wait_state(api, dep_id, "STARTED")
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
+
+
+def test_a_published_port_that_is_taken_ends_in_error_naming_it(sqlite_server, images, docker_client):
+    api, _ = new_user(sqlite_server)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        taken = listener.getsockname()[1]
+        dep_id = deploy(api, component(api, images["app"], ports=[
+            {"target-port": 80, "published-port": taken, "protocol": "tcp"}]))
+        job_id = start(api, dep_id)
+        doc = wait_state(api, dep_id, "ERROR")
+    assert str(taken) in doc["status-message"] and "port" in doc["status-message"].lower()
+    assert api.get(job_id).data["state"] == "FAILED"
+    assert docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}) == []
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+    assert api.search("credential", filter=f"parent='{dep_id}'").count == 0
