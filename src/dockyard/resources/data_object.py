@@ -30,6 +30,7 @@ LOCAL_STORAGE = "infrastructure-service/local-storage"
 LOCAL_STORAGE_CREDENTIAL = "credential/local-storage"
 BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 DEFAULT_TTL_MINUTES = 15
+BUCKET_OWNER = "embedded-bucket-owner:"  # meta key prefix: the claim a bucket of the embedded store belongs to
 
 SCHEMA = COMMON.extend(
     Attr("subtype", string(), required=True, immutable=True),
@@ -101,6 +102,24 @@ def store_for(ctx: Ctx, tx: Tx, credential_id: str) -> ObjectStore:
                         public_base=public_base(ctx))
 
 
+def check_bucket(ctx: Ctx, tx: Tx, infra_id: str, bucket: str) -> None:
+    """Refuse a bucket of the embedded store that belongs to another account.
+
+    The embedded store is one namespace that every user reaches through one shared credential, so the
+    store itself cannot keep users apart as an S3 service does with per-user keys. Dockyard does: a bucket
+    belongs to the active claim that first used it (kept in the store's ``meta``, also after the bucket is
+    emptied, so that nobody can take over a name that records still point at), and only callers holding that
+    claim may put objects in it, or mount it into a deployment. Admins may use any bucket.
+    """
+    if infra_id != LOCAL_STORAGE or ctx.authn.is_admin:
+        return
+    claim = ctx.authn.active_claim or ctx.authn.user_id or ""
+    owner = tx.meta(BUCKET_OWNER + bucket, claim)
+    if owner not in ctx.authn.claims:
+        raise Forbidden(f"bucket '{bucket}' of the embedded object store belongs to another account: "
+                        f"choose another bucket name")
+
+
 def public_base(ctx: Ctx) -> str:
     configured = ctx.services.settings["public-url"]
     return configured.rstrip("/") if configured else ctx.endpoint
@@ -153,7 +172,9 @@ class DataObject(ResourceType):
         return doc
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
-        _storage(store_for(ctx, tx, doc["credential"]).ensure_bucket, doc["bucket"])
+        store = store_for(ctx, tx, doc["credential"])
+        check_bucket(ctx, tx, (tx.get(doc["credential"]) or {}).get("parent", ""), doc["bucket"])
+        _storage(store.ensure_bucket, doc["bucket"])
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         # as Nuvla: the stored bytes go too, and the bucket once empty, unless the delete's body says keep

@@ -62,6 +62,9 @@ SCHEMA = COMMON.extend(
     Attr("execution-mode", one_of("pull", "push", "mixed")),
     Attr("data", any_map),
     Attr("data-records", any_map),
+    Attr("data-objects", list_of(string()), server=True),  # the objects chosen in `data`, resolved at start
+    # where start decided to mount each selected bucket: {infrastructure-service, credential, bucket, target, objects}
+    Attr("data-mounts", list_of(any_map), server=True),
     Attr("registries-credentials", list_of(string(nonblank=False))),
     Attr("status-message", text(100_000), server=True, indexed=False),
     # where the time went: queued, claimed, pulled, created, started (and stop phases)
@@ -253,15 +256,18 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
         for old_key in tx.find_all("credential", "parent", current["id"]):
             end_sessions(tx, "credential", old_key["id"])
             tx.delete(old_key["id"])
-        records = deployment_data.resolve(ctx, tx, current)
-        deployment_data.grant(tx, current["id"], records)
+        selection = deployment_data.resolve(ctx, tx, current)
+        deployment_data.grant(tx, current["id"], selection)
         creds = new_api_key(ctx, tx, current)
         job = jobs.create(ctx, tx, "start_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
                           priority=JOB_PRIORITY)
         fields: dict[str, Any] = {}
-        if records or "data-records" in current:
+        if selection.records or "data-records" in current:
             chosen = current.get("data-records") or {}
-            fields["data_records"] = {r["id"]: chosen.get(r["id"], {}) for r in records}
+            fields["data_records"] = {r["id"]: chosen.get(r["id"], {}) for r in selection.records}
+        if selection.objects or current.get("data-objects"):
+            fields["data_objects"] = [o["id"] for o in selection.objects]
+        fields["data_mounts"] = selection.mounts
         _set(ctx, tx, current, state=STARTING, api_credentials=creds, status_message="",
              phases={"queued": job["phases"]["queued"]}, task={}, **fields)
     return _accepted("starting", doc["id"], job)

@@ -1,14 +1,22 @@
-"""The data a deployment was launched with: which records, and the deployment's right to read them.
+"""The data a deployment was launched with: which records and objects, where their buckets are mounted, and
+the deployment's right to read them.
 
 A deployment names records in ``data-records`` (a map keyed by record id, the seed's shape) and/or in
-Nuvla's newer ``data`` (``records.records-ids``, ``records.filters``). At start both resolve, as the user
-who starts, to one set of records; the deployment (its key) is then granted ``view-data`` on exactly those
-records and on the data objects they describe, and ``data-records`` lists them all. Stop and delete take
-the grants back.
+Nuvla's newer ``data`` (``records.records-ids`` and ``records.filters``; ``objects.objects-ids`` and
+``objects.filters``). At start they resolve, as the user who starts, to one set of records and one of
+objects, each of which that user must be able to read. The deployment (its key) is then granted
+``view-data`` on exactly those records, the objects they describe and the objects chosen; ``data-records``
+lists the records and ``data-objects`` the objects. Stop and delete take the grants back.
+
+Start also decides the mounts (``data-mounts``): one per distinct bucket, with the credential that opens its
+store, checked here as the starting user, so that the job that mounts them only carries out a plan. A bucket
+of the embedded store must belong to the starting user (see ``data_object.check_bucket``); a bucket of
+another S3 store is read with an S3 credential of the starting user for that store.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import acl as acls
@@ -18,14 +26,23 @@ from ..store import filter as cimi_filter
 from ..store.db import Tx
 from ..store.query import Query
 from .base import Ctx
+from .data_object import LOCAL_STORAGE, LOCAL_STORAGE_CREDENTIAL, MinioCredential, check_bucket
 
-MAX_RECORDS = 10_000
+MAX_SELECTED = 10_000
+KINDS = {"records": ("data-record", "records-ids"), "objects": ("data-object", "objects-ids")}
 
 
-def _filter_records(ctx: Ctx, tx: Tx, spec: Any) -> list[str]:
+@dataclass
+class Selection:
+    records: list[dict[str, Any]] = field(default_factory=list)
+    objects: list[dict[str, Any]] = field(default_factory=list)  # chosen directly, not through records
+    mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _filtered(ctx: Ctx, tx: Tx, rtype: str, kind: str, spec: Any) -> list[str]:
     if not isinstance(spec, dict) or not isinstance(spec.get("filter"), str):
-        raise BadRequest("each data.records.filters entry needs a 'filter'")
-    if spec.get("data-type", "data-record") != "data-record":  # the type the filter is about
+        raise BadRequest(f"each data.{kind}.filters entry needs a 'filter'")
+    if spec.get("data-type", rtype) != rtype:  # the type the filter is about
         return []
     text = f"({spec['filter']})"
     if spec.get("time-start"):
@@ -33,29 +50,73 @@ def _filter_records(ctx: Ctx, tx: Tx, spec: Any) -> list[str]:
     if spec.get("time-end"):
         text += f" and timestamp<'{spec['time-end']}'"
     claims = None if ctx.authn.is_admin else ctx.authn.claims
-    return tx.ids(Query("data-record", cimi_filter.parse(text), claims, limit=MAX_RECORDS))
+    return tx.ids(Query(rtype, cimi_filter.parse(text), claims, limit=MAX_SELECTED))
 
 
-def selected_ids(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> list[str]:
-    ids = list((deployment.get("data-records") or {}).keys())
-    records = ((deployment.get("data") or {}).get("records") or {})
-    ids += list(records.get("records-ids") or [])
-    for spec in records.get("filters") or []:
-        ids += _filter_records(ctx, tx, spec)
+def selected_ids(ctx: Ctx, tx: Tx, deployment: dict[str, Any], kind: str = "records") -> list[str]:
+    rtype, ids_key = KINDS[kind]
+    ids = list((deployment.get("data-records") or {}).keys()) if kind == "records" else []
+    chosen = (deployment.get("data") or {}).get(kind) or {}
+    if not isinstance(chosen, dict):
+        raise BadRequest(f"data.{kind} must be a map with '{ids_key}' and/or 'filters'")
+    ids += list(chosen.get(ids_key) or [])
+    for spec in chosen.get("filters") or []:
+        ids += _filtered(ctx, tx, rtype, kind, spec)
     return list(dict.fromkeys(ids))
 
 
-def resolve(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> list[dict[str, Any]]:
-    """The selected records, each readable by the user who starts the deployment."""
+def _readable(ctx: Ctx, tx: Tx, rtype: str, ids: list[str]) -> list[dict[str, Any]]:
     out = []
-    for rid in selected_ids(ctx, tx, deployment):
-        doc = tx.get(rid) if isinstance(rid, str) and rid.startswith("data-record/") else None
+    for rid in ids:
+        doc = tx.get(rid) if isinstance(rid, str) and rid.startswith(rtype + "/") else None
         if doc is None:
             raise NotFound.for_resource(str(rid))
         if not acls.has(doc["acl"], ctx.authn, "view-data"):
             raise Forbidden.for_resource(rid)
         out.append(doc)
     return out
+
+
+def resolve(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> Selection:
+    """The selected records and objects, each readable by the user who starts, and their buckets' mounts."""
+    records = _readable(ctx, tx, "data-record", selected_ids(ctx, tx, deployment, "records"))
+    objects = _readable(ctx, tx, "data-object", selected_ids(ctx, tx, deployment, "objects"))
+    return Selection(records, objects, _plan(ctx, tx, records, objects))
+
+
+def _plan(ctx: Ctx, tx: Tx, records: list[dict[str, Any]], objects: list[dict[str, Any]],
+          ) -> list[dict[str, Any]]:
+    """One mount per (store, bucket, target), holding the object keys selected in it."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for record in records:
+        bucket = record.get("data:bucket")
+        if not isinstance(bucket, str) or not bucket:
+            continue
+        target = (record.get("mount") or {}).get("target") or f"/mnt/{bucket}"
+        keys = groups.setdefault((record["infrastructure-service"], bucket, target), [])
+        if isinstance(record.get("data:object"), str):
+            keys.append(record["data:object"])
+    for obj in objects:
+        infra = (tx.get(obj["credential"]) or {}).get("parent", "")
+        groups.setdefault((infra, obj["bucket"], f"/mnt/{obj['bucket']}"), []).append(obj["object"])
+    mounts = []
+    for (infra, bucket, target), keys in sorted(groups.items()):
+        mounts.append({"infrastructure-service": infra, "credential": _credential(ctx, tx, infra, bucket),
+                       "bucket": bucket, "target": target, "objects": sorted(set(keys))})
+    return mounts
+
+
+def _credential(ctx: Ctx, tx: Tx, infra: str, bucket: str) -> str:
+    """The credential that opens ``infra`` for the starting user (who must own the bucket on the embedded store)."""
+    if infra == LOCAL_STORAGE:
+        check_bucket(ctx, tx, infra, bucket)
+        return LOCAL_STORAGE_CREDENTIAL
+    service = tx.get(infra)
+    if service is not None and acls.can_view(acls.rights_of(service["acl"], ctx.authn)):
+        for cred in tx.find_all("credential", "parent", infra):
+            if cred.get("subtype") == MinioCredential.subtype and acls.can_view(acls.rights_of(cred["acl"], ctx.authn)):
+                return cred["id"]
+    raise Forbidden(f"cannot mount bucket '{bucket}': you have no S3 credential for {infra}", infra)
 
 
 def _set_view(tx: Tx, doc: dict[str, Any], principal: str, granted: bool) -> None:
@@ -75,11 +136,13 @@ def objects_of(tx: Tx, record: dict[str, Any]) -> list[dict[str, Any]]:
     return [o for o in tx.find_all("data-object", "bucket", bucket) if o.get("object") == obj]
 
 
-def grant(tx: Tx, deployment_id: str, records: list[dict[str, Any]]) -> None:
-    for record in records:
+def grant(tx: Tx, deployment_id: str, selection: Selection) -> None:
+    for record in selection.records:
         _set_view(tx, record, deployment_id, True)
         for obj in objects_of(tx, record):
             _set_view(tx, obj, deployment_id, True)
+    for obj in selection.objects:
+        _set_view(tx, tx.get(obj["id"]) or obj, deployment_id, True)
 
 
 def revoke(tx: Tx, deployment_id: str) -> None:
