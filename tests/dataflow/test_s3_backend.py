@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+import pytest
+from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
 from ..deployments.conftest import component, deploy, http_get, new_user, parameters, start, wait_parameter, wait_state
@@ -61,3 +63,21 @@ def test_jupyter_example_on_s3(sqlite_server, moto_endpoint, images):
         assert got.status_code == 200 and got.text == text
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
+
+
+def test_a_record_on_someone_elses_s3_store_cannot_be_staged_with_their_keys(sqlite_server, moto_endpoint,
+                                                                            images):
+    alice, _ = new_user(sqlite_server)
+    bob, _ = new_user(sqlite_server)
+    prefix(bob, "data")
+    infra, cred = s3_store(alice, moto_endpoint)
+    bucket = f"s3p-{uuid.uuid4().hex[:8]}"
+    DataObjectS3(alice).create(b"alice's s3 bytes", bucket, "p.txt", cred)
+    crafted = bob.add("data-record", {"infrastructure-service": infra, "data:bucket": bucket,
+                                      "data:object": "p.txt"}).data["resource-id"]
+    dep_id = deploy(bob, component(bob, images["app"]), **{"data-records": {crafted: {}}})
+    with pytest.raises(NuvlaError) as err:
+        start(bob, dep_id)
+    assert err.value.response.status_code == 403
+    assert "no S3 credential" in err.value.reason and bucket in err.value.reason
+    assert bob.get(dep_id).data["state"] == "CREATED"
