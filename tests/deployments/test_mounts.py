@@ -1,0 +1,85 @@
+"""An app's mounts reach its container: volumes, tmpfs, read-only flags; and host paths on the machine
+Dockyard runs on are an administrator's privilege, since they would expose the Docker socket and Dockyard's
+own data dir to any user."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from nuvla.api import NuvlaError
+
+from ..conftest import ADMIN_PASSWORD
+from .conftest import api_for, component, deploy, new_user, start, wait_state
+
+
+def _container(docker_client, dep_id):
+    [container] = docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
+    return container
+
+
+def _sh(container, script):
+    result = container.exec_run(["sh", "-c", script])
+    return result.exit_code, result.output.decode()
+
+
+def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, images, docker_client):
+    api, _ = new_user(sqlite_server)
+    volume = f"dyt-vol-{uuid.uuid4().hex[:8]}"
+    try:
+        dep_id = deploy(api, component(api, images["app"], mounts=[
+            {"mount-type": "volume", "source": volume, "target": "/work"},
+            {"mount-type": "volume", "source": volume, "target": "/frozen", "read-only": True},
+            {"mount-type": "tmpfs", "target": "/scratch"}]))
+        start(api, dep_id)
+        wait_state(api, dep_id, "STARTED")
+        box = _container(docker_client, dep_id)
+        assert _sh(box, "echo kept > /work/note && cat /frozen/note") == (0, "kept\n")
+        assert _sh(box, "echo no > /frozen/other")[0] != 0  # read-only
+        code, mounts = _sh(box, "cat /proc/mounts")
+        assert code == 0 and any(line.split()[1:3] == ["/scratch", "tmpfs"] for line in mounts.splitlines())
+        api.operation(api.get(dep_id), "stop")
+        wait_state(api, dep_id, "STOPPED")
+        # a named volume outlives its container, as with docker run
+        assert docker_client.volumes.get(volume).name == volume
+    finally:
+        try:
+            docker_client.volumes.get(volume).remove(force=True)
+        except Exception:  # noqa: BLE001 - the test may have failed before the volume existed
+            pass
+
+
+@pytest.mark.parametrize("mount", [
+    {"mount-type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"},
+    {"mount-type": "volume", "source": "sneaky", "target": "/host",
+     "volume-options": {"type": "none", "o": "bind", "device": "/"}},
+], ids=["bind", "bind-through-volume-options"])
+def test_a_user_cannot_mount_host_paths_of_dockyards_own_machine(sqlite_server, images, mount):
+    api, _ = new_user(sqlite_server)
+    dep_id = deploy(api, component(api, images["app"], mounts=[mount]))
+    with pytest.raises(NuvlaError) as err:
+        start(api, dep_id)
+    assert err.value.response.status_code == 403
+    assert "only an administrator may mount host paths" in err.value.reason
+    assert (mount.get("source") if mount["mount-type"] == "bind" else "'/'") in err.value.reason
+    assert api.get(dep_id).data["state"] == "CREATED"
+    assert api.search("credential", filter=f"parent='{dep_id}'").count == 0  # nothing was started
+
+
+def test_an_administrator_may_bind_a_host_path_read_only(sqlite_server, images, docker_client, tmp_path):
+    admin = api_for(sqlite_server)
+    admin.login_password("admin", ADMIN_PASSWORD)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "hello.txt").write_text("from the host")
+    os.chmod(shared, 0o755)
+    dep_id = deploy(admin, component(admin, images["app"], mounts=[
+        {"mount-type": "bind", "source": str(shared), "target": "/host", "read-only": True}]))
+    start(admin, dep_id)
+    wait_state(admin, dep_id, "STARTED")
+    box = _container(docker_client, dep_id)
+    assert _sh(box, "cat /host/hello.txt") == (0, "from the host")
+    assert _sh(box, "touch /host/new")[0] != 0
+    admin.operation(admin.get(dep_id), "stop")
+    wait_state(admin, dep_id, "STOPPED")
