@@ -83,3 +83,22 @@ def test_an_administrator_may_bind_a_host_path_read_only(sqlite_server, images, 
     assert _sh(box, "touch /host/new")[0] != 0
     admin.operation(admin.get(dep_id), "stop")
     wait_state(admin, dep_id, "STOPPED")
+
+
+def test_an_update_to_a_version_with_a_host_path_is_refused_too(sqlite_server, images, docker_client):
+    api, _ = new_user(sqlite_server)
+    module_id = component(api, images["app"])
+    dep_id = deploy(api, module_id)
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    content = api.get(module_id).data["content"]
+    api.edit(module_id, {"content": {**content, "mounts": [
+        {"mount-type": "bind", "source": "/", "target": "/host"}], "commit": "now with the host"}})
+    api.operation(api.get(dep_id), "fetch-module", {"module-href": f"{module_id}_1"})
+    with pytest.raises(NuvlaError) as err:
+        api.operation(api.get(dep_id), "update")
+    assert err.value.response.status_code == 403 and "host path '/'" in err.value.reason
+    assert api.get(dep_id).data["state"] == "STARTED"
+    assert not any(m["Destination"] == "/host" for m in _container(docker_client, dep_id).attrs["Mounts"])
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")

@@ -217,7 +217,7 @@ def check_host_mounts(ctx: Ctx, tx: Tx, dep: dict[str, Any]) -> None:
 
 def _host_path(mount: dict[str, Any]) -> str | None:
     if mount.get("mount-type") == "bind":
-        return str(mount.get("source") or "")
+        return str(mount.get("source") or "(no source)")
     options = mount.get("volume-options") or {}
     device = str(options.get("device", ""))
     if "bind" in str(options.get("o", "")).split(",") or options.get("type") in ("none", "bind") or \
@@ -321,6 +321,7 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
 def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     with ctx.store.write() as tx:
         current = _locked(ctx, tx, doc, UPDATABLE, "update")
+        check_host_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts
         job = jobs.create(ctx, tx, "update_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
                           priority=JOB_PRIORITY)
         _set(ctx, tx, current, state=UPDATING)

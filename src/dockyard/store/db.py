@@ -13,8 +13,8 @@ import json
 import logging
 import sqlite3
 import threading
-import weakref
 import uuid
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
