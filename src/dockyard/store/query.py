@@ -205,7 +205,6 @@ def _term_key(k: str, s: str | None, n: float | None) -> Any:
     return s
 
 
-
 def _decoded(tx: "Tx", q: Query, raw: Any) -> dict[str, Any]:
     doc = tx.load(raw)
     if q.select is not None:
