@@ -73,6 +73,18 @@ def test_paging_counts_everything_and_returns_the_page(store):
     assert search(store, limit=0).docs == []
 
 
+def test_filtered_pages_follow_column_and_attribute_orders(store):
+    started = cimi_filter.parse("state='STARTED' or state='ERROR'")  # one, three, four, five
+    newest_first = search(store, filter=started, orderby=(("created", True),), offset=1, limit=2)
+    assert (newest_first.count, names(newest_first)) == (4, ["four", "three"])
+    by_id = search(store, filter=started, orderby=(("id", False),), limit=3)
+    assert names(by_id) == ["one", "three", "four"]
+    by_size = search(store, filter=started, orderby=(("size", True),), offset=1, limit=2)
+    assert (by_size.count, names(by_size)) == (4, ["one", "five"])
+    mine = search(store, filter=started, claims=frozenset({"user/a"}), orderby=(("created", True),), limit=1)
+    assert (mine.count, names(mine)) == (2, ["five"])  # five is shared with user/a through view-data
+
+
 def test_filtered_paging_counts_every_match_whatever_the_page(store):
     started = cimi_filter.parse("state='STARTED'")
     page = search(store, filter=started, orderby=(("name", False),), offset=1, limit=1)
