@@ -271,3 +271,25 @@ def test_a_deployment_without_parent_uses_the_local_engine(alice, bob):
     assert error_of(resp) == forbidden(cred)
     for rid in (dep, mine["id"]):
         assert alice.delete(rid).status_code == 200
+
+
+# -- groups ------------------------------------------------------------------------------------------------
+
+def test_a_group_lists_its_services_and_cannot_be_deleted_while_they_remain(alice):
+    group = alice.add("infrastructure-service-group", {"name": unique("group"),
+                                                       "infrastructure-services": [{"href": "made-up"}]})
+    assert get(alice, group)["infrastructure-services"] == []  # server-computed: input dropped
+    first = engine(alice, LOCAL_ENGINE, parent=group)
+    second = engine(alice, "tcp://127.0.0.1:2376", parent=group)
+    assert get(alice, group)["infrastructure-services"] == [{"href": first}, {"href": second}]
+    found = alice.put("infrastructure-service-group", data={"filter": f"id='{group}'"}).json()["resources"]
+    assert found[0]["infrastructure-services"] == [{"href": first}, {"href": second}]  # searches show it too
+    resp = alice.delete(group)
+    assert error_of(resp) == (409, f"cannot delete {group}: 2 linked services remain")
+    other = alice.add("infrastructure-service-group", {"name": unique("group")})
+    assert alice.put(second, json={"parent": other}).status_code == 200
+    assert get(alice, group)["infrastructure-services"] == [{"href": first}]
+    assert get(alice, other)["infrastructure-services"] == [{"href": second}]
+    assert alice.delete(first).status_code == 200
+    assert get(alice, group)["infrastructure-services"] == []
+    assert alice.delete(group).status_code == 200

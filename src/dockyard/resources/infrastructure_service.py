@@ -16,6 +16,7 @@ from ..core.errors import BadRequest, Forbidden, NotFound
 from ..core import acl as acls
 from ..store.db import Tx
 from . import job as jobs
+from . import infrastructure_service_group as groups
 from . import templates
 from .attributes import COMMON, Attr, any_map, boolean, href, list_of, one_of, string
 from .base import Action, Ctx, ResourceType, Reply
@@ -67,12 +68,19 @@ class InfrastructureService(ResourceType):
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         check_endpoint(doc)
 
+    def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
+        groups.link(tx, doc.get("parent"), doc["id"], True)
+
     def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
         check_endpoint(new)
+        if new.get("parent") != old.get("parent"):
+            groups.link(tx, old.get("parent"), old["id"], False)
+            groups.link(tx, new.get("parent"), old["id"], True)
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         for cred in tx.find_all("credential", "parent", doc["id"]):
             tx.delete(cred["id"])
+        groups.link(tx, doc.get("parent"), doc["id"], False)
 
 
 def check_endpoint(doc: dict[str, Any]) -> None:
