@@ -32,6 +32,7 @@ log = logging.getLogger("dockyard.server.objects")
 DEFAULT_MAX_BYTES = 5 * 1024 ** 3  # S3's limit for one PUT
 WRITE_BATCH = 4 * 1024 * 1024  # bytes gathered before a write: one thread hop per batch, not per socket read
 READ_CHUNK = 1024 * 1024
+UNSATISFIABLE = (-1, -1)  # a Range that starts past the end of the object
 DEFAULT_TYPE = "application/octet-stream"
 ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"]
 
@@ -80,7 +81,7 @@ class ObjectEndpoint:
                               request.query_params.get("signature"))
             if method == "PUT":
                 return await self._put(request, bucket, key)
-            return await self._get(bucket, key)
+            return await self._get(bucket, key, request.headers.get("range"))
         except StorageError as exc:
             return _error(_STATUS.get(exc.reason, 500), exc.message)
         except ClientDisconnect:
@@ -130,9 +131,40 @@ class ObjectEndpoint:
             if pending:  # never let the upload be discarded under a running write
                 await asyncio.wait(pending)
 
-    async def _get(self, bucket: str, key: str) -> Response:
+    async def _get(self, bucket: str, key: str, range_header: str | None) -> Response:
         file, size, content_type = await _in_thread(self.store.open, bucket, key)
-        return FileStream(file, size, _header_safe(content_type) or DEFAULT_TYPE)
+        media_type = _header_safe(content_type) or DEFAULT_TYPE
+        wanted = _byte_range(range_header, size)
+        if wanted is None:  # no Range, or one this endpoint does not serve (several ranges): the whole object
+            return FileStream(file, size, media_type)
+        if wanted == UNSATISFIABLE:
+            file.close()
+            return JSON({"status": 416, "message": f"range {range_header} is outside the object's {size} bytes"},
+                        status_code=416, headers={"Content-Range": f"bytes */{size}"})
+        start, end = wanted
+        await _in_thread(file.seek, start)
+        return FileStream(file, end - start + 1, media_type, status_code=206,
+                          headers={"content-range": f"bytes {start}-{end}/{size}"})
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive (first, last) byte of a single ``bytes=`` range, as S3 serves it; ``None`` to send
+    everything (no header, a malformed one, or several ranges, which RFC 9110 lets a server ignore);
+    ``UNSATISFIABLE`` when the range starts past the end."""
+    if not header or not header.startswith("bytes=") or "," in header:
+        return None
+    first, sep, last = header[6:].strip().partition("-")
+    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) or \
+            (last and not last.isdigit()):
+        return None
+    if not first:  # the last N bytes
+        n = int(last)
+        return (max(0, size - n), size - 1) if n and size else UNSATISFIABLE
+    start = int(first)
+    if start >= size:
+        return UNSATISFIABLE
+    end = min(int(last), size - 1) if last else size - 1
+    return None if end < start else (start, end)
 
 
 class FileStream(Response):
@@ -141,13 +173,15 @@ class FileStream(Response):
     Unlike Starlette's FileResponse it sends from a file already open, so the length announced is that of
     the bytes sent even when the key is replaced meanwhile, and it reads in larger chunks."""
 
-    def __init__(self, file: BinaryIO, size: int, media_type: str) -> None:
+    def __init__(self, file: BinaryIO, size: int, media_type: str, *, status_code: int = 200,
+                 headers: dict[str, str] | None = None) -> None:
         self.file = file
         self.size = size
-        self.status_code = 200
+        self.status_code = status_code
         self.media_type = media_type
         self.background = None
-        self.init_headers({"content-length": str(size), "content-type": media_type})
+        self.init_headers({"content-length": str(size), "content-type": media_type, "accept-ranges": "bytes",
+                           **(headers or {})})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         loop = asyncio.get_running_loop()
@@ -155,7 +189,7 @@ class FileStream(Response):
         watcher = loop.create_task(_watch_disconnect(receive, gone))
         pending = self._read(loop, self.size)
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
             if self.size == 0:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
             remaining = self.size
