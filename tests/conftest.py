@@ -145,3 +145,19 @@ def sqlite_server(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("live-sqlite-only"))
     yield server
     stop_server(server)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Once every server has stopped, remove what the deployment tests started and might have left: a
+    start a failed test left running can create its container after the fixtures' own clean-up."""
+    from .deployments.conftest import DEPLOYED, remove_deployed
+
+    if not DEPLOYED:
+        return
+    import docker
+
+    client = docker.from_env()
+    try:
+        remove_deployed(client)
+    finally:
+        client.close()

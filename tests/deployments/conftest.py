@@ -17,14 +17,20 @@ from .images import app_image, seed_image
 def docker_client():
     client = docker.from_env()
     yield client
-    # nothing these tests deployed may outlive the session (and nothing else is touched)
-    for dep_id in DEPLOYED:
-        for container in client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}):
-            container.remove(force=True)
+    remove_deployed(client)
     client.close()
 
 
 DEPLOYED: set[str] = set()
+
+
+def remove_deployed(client: docker.DockerClient) -> None:
+    """Nothing these tests deployed may outlive the session (and nothing else is touched). Called when the
+    client goes and again once every server has stopped (``tests/conftest.py``): a start still running when
+    a test failed may create its container after the first call."""
+    for dep_id in DEPLOYED:
+        for container in client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}):
+            container.remove(force=True)
 
 
 @pytest.fixture(scope="session")
