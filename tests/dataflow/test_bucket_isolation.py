@@ -11,7 +11,8 @@ import requests
 from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
-from ..deployments.conftest import component, deploy, new_user, start
+from ..conftest import ADMIN_PASSWORD
+from ..deployments.conftest import api_for, component, deploy, new_user, start
 from .test_data_api import LOCAL_CRED, LOCAL_STORAGE, prefix
 
 
@@ -56,3 +57,14 @@ def test_a_record_naming_another_users_bucket_cannot_mount_it(sqlite_server, ima
     assert bucket in err.value.reason
     assert bob.get(dep_id).data["state"] == "CREATED"
     assert bob.search("credential", filter=f"parent='{dep_id}'").count == 0  # nothing half-done
+
+
+def test_a_bucket_an_administrator_made_is_not_anyone_elses_to_claim(sqlite_server):
+    admin = api_for(sqlite_server)
+    admin.login_password("admin", ADMIN_PASSWORD)
+    alice, _ = new_user(sqlite_server)
+    bucket = f"admins-{uuid.uuid4().hex[:8]}"
+    DataObjectS3(admin).create(b"admin's bytes", bucket, "config.txt", LOCAL_CRED, content_type="text/plain")
+    with pytest.raises(NuvlaError) as err:
+        _object(alice, bucket, "config.txt")
+    assert err.value.response.status_code == 403

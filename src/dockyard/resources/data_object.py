@@ -111,11 +111,11 @@ def check_bucket(ctx: Ctx, tx: Tx, infra_id: str, bucket: str) -> None:
     emptied, so that nobody can take over a name that records still point at), and only callers holding that
     claim may put objects in it, or mount it into a deployment. Admins may use any bucket.
     """
-    if infra_id != LOCAL_STORAGE or ctx.authn.is_admin:
+    if infra_id != LOCAL_STORAGE:
         return
     claim = ctx.authn.active_claim or ctx.authn.user_id or ""
-    owner = tx.meta(BUCKET_OWNER + bucket, claim)
-    if owner not in ctx.authn.claims:
+    owner = tx.meta(BUCKET_OWNER + bucket, claim)  # an admin's first use claims the bucket too
+    if owner not in ctx.authn.claims and not ctx.authn.is_admin:
         raise Forbidden(f"bucket '{bucket}' of the embedded object store belongs to another account: "
                         f"choose another bucket name")
 
