@@ -15,12 +15,12 @@ import logging
 import threading
 from typing import Any
 
-from ..core.authn import INTERNAL
 from ..drivers.base import EXITED, MISSING, RESTARTING, RUNNING, DriverError, StopSignal, TaskStatus
 from ..resources import deployment as deployments
 from ..resources.base import Ctx, Services
 from ..resources.deployment_parameter import upsert
 from ..store import filter as cimi_filter
+from ..store.db import Tx
 from ..store.query import Query
 from .actions.deployment import task_summary
 from .engines import driver_for
@@ -134,18 +134,17 @@ class Reconciler:
             fields["status-message"] = _why(status)
         if _changed(dep.get("task", {}), fields["task"]) or "state" in fields:
             fields = {k.replace("-", "_"): v for k, v in fields.items()}
-            stored = deployments.set_fields(self.services, deployment_id, only_in=WATCHED, **fields)
-            if stored is not None:
-                self._parameters(stored, status)
+            deployments.set_fields(self.services, deployment_id, only_in=WATCHED,
+                                   also=lambda ctx, tx, dep: _parameters(ctx, tx, dep, status), **fields)
 
-    def _parameters(self, dep: dict[str, Any], status: TaskStatus) -> None:
-        node = dep["id"].split("/", 1)[1]
-        ctx = Ctx(self.services, INTERNAL)
-        with self.services.store.write() as tx:
-            upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
-            upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
-            if status.exit_code is not None and status.state != RUNNING:
-                upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
+
+def _parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], status: TaskStatus) -> None:
+    """The engine's view as parameters, written with the deployment's own change."""
+    node = dep["id"].split("/", 1)[1]
+    upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
+    upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
+    if status.exit_code is not None and status.state != RUNNING:
+        upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
 
 
 def _why(status: TaskStatus) -> str:

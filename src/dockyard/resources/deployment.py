@@ -10,6 +10,7 @@ so that this stays true.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from ..core import acl as acls
@@ -399,12 +400,14 @@ __all__ = ["BADGES", "Deployment"]
 
 
 def set_fields(services: Any, deployment_id: str, *, only_in: frozenset[str] | None = None,
+               also: Callable[[Ctx, Tx, dict[str, Any]], None] | None = None,
                **fields: Any) -> dict[str, Any] | None:
     """A worker's or reconciler's write to a deployment, as the internal identity.
 
     ``phases`` and ``task`` are merged into what is stored. With ``only_in``, nothing is written unless the
-    deployment is in one of those states (a stop that raced the start wins). Returns the stored document,
-    or None when it is gone or was in another state.
+    deployment is in one of those states (a stop that raced the start wins). ``also`` writes more in the
+    same transaction, given the stored deployment (its parameters: a reader who sees the new state sees
+    them too). Returns the stored document, or None when it is gone or was in another state.
     """
     ctx = Ctx(services, INTERNAL)
     with services.store.write() as tx:
@@ -415,4 +418,6 @@ def set_fields(services: Any, deployment_id: str, *, only_in: frozenset[str] | N
             if key in fields:
                 fields[key] = {**current.get(key, {}), **fields[key]}
         new = _set(ctx, tx, current, **fields)
+        if also is not None:
+            also(ctx, tx, new)
     return new
