@@ -3,7 +3,8 @@
 Each distinct bucket of the selected records and objects appears at ``/mnt/<bucket>`` (or where a record's
 ``mount`` says: its ``target``), as the deployment's start planned it in ``data-mounts``. The embedded
 store's bucket is a directory, bind-mounted as it is, so the container sees objects as they are written
-(the bucket is the starting user's own: see ``resources.data_object.check_bucket``). An S3 bucket is staged: the selected objects are downloaded into
+(the bucket is the starting user's own: see ``resources.data_object.check_bucket``). An S3 bucket is
+staged with the starting user's credential: the selected objects are downloaded into
 ``<data dir>/staging/<deployment uuid>/<bucket>`` before the container starts and that directory is bound —
 a snapshot taken at start, holding only the selected objects, and (like every bind mount) only for an
 engine on the same host as the worker. It is removed when the deployment stops.
