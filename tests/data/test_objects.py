@@ -15,6 +15,7 @@ import requests
 from dockyard.core.crypto import Keys
 from dockyard.core.settings import Settings
 from dockyard.data import embedded_endpoint, object_store
+from dockyard.data.base import StorageError
 from dockyard.data.signing import signature
 from dockyard.resources.base import Services
 from dockyard.server.objects import routes
@@ -94,6 +95,20 @@ def test_an_upload_replaces_the_object(served, bucket):
 
 
 # -- refusals ----------------------------------------------------------------------------------------
+
+def test_an_upload_url_signed_with_a_content_type_needs_that_type(served, bucket):
+    """As S3, whose pre-signed PUT signs the content type (see test_s3.py): the real client sends the type
+    it declared, and a different one is refused."""
+    url = served.store.presign_put(bucket, "table.csv", 60, "text/csv")
+    assert error_of(requests.put(url, data=b"a,b", headers={"content-type": "text/plain"}))[0] == 403
+    assert error_of(requests.put(url, data=b"a,b"))[0] == 403
+    with pytest.raises(StorageError):
+        served.store.stat(bucket, "table.csv")  # nothing was stored by the refused uploads
+    assert requests.put(url, data=b"a,b", headers={"content-type": "text/csv"}).status_code == 200
+    assert served.store.stat(bucket, "table.csv").content_type == "text/csv"
+    untyped = served.store.presign_put(bucket, "any.bin", 60)  # signed without a type: any type goes
+    assert requests.put(untyped, data=b"x", headers={"content-type": "image/png"}).status_code == 200
+
 
 def test_an_expired_url_is_refused(served, bucket):
     served.store.put(bucket, "obj", b"x")

@@ -259,19 +259,21 @@ class DirectoryStore(ObjectStore):
     # -- signed URLs -------------------------------------------------------------------------------
 
     def presign_put(self, bucket: str, key: str, ttl: int, content_type: str = "") -> str:
-        """The content type is not signed: the PUT's own Content-Type header is the one stored."""
+        """With a content type, the PUT must carry exactly it (as S3); the PUT's header is the one stored."""
         check_bucket(bucket)
         check_key(key)
-        return signing.signed_url(self.signing_key, self.public_base, "PUT", bucket, key, ttl)
+        return signing.signed_url(self.signing_key, self.public_base, "PUT", bucket, key, ttl,
+                                  content_type=content_type)
 
     def presign_get(self, bucket: str, key: str, ttl: int) -> str:
         check_bucket(bucket)
         check_key(key)
         return signing.signed_url(self.signing_key, self.public_base, "GET", bucket, key, ttl)
 
-    def verify(self, method: str, bucket: str, key: str, expires: str | None, signature: str | None) -> None:
+    def verify(self, method: str, bucket: str, key: str, expires: str | None, signature: str | None,
+               content_type: str = "") -> None:
         """StorageError ``denied`` unless this store signed exactly this request and it has not expired."""
-        signing.verify(self.signing_key, method, bucket, key, expires, signature)
+        signing.verify(self.signing_key, method, bucket, key, expires, signature, content_type=content_type)
 
     def discard_stale_uploads(self, older_than: float = STALE_UPLOAD) -> int:
         """Remove upload files a crashed server left in ``.tmp``; how many. Uploads younger than ``older_than``

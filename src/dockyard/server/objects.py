@@ -78,7 +78,7 @@ class ObjectEndpoint:
             if method not in ("GET", "PUT"):
                 return _error(405, f"invalid method ({method.lower()}) for {request.url.path}")
             self.store.verify(method, bucket, key, request.query_params.get("expires"),
-                              request.query_params.get("signature"))
+                              request.query_params.get("signature"), request.headers.get("content-type", ""))
             if method == "PUT":
                 return await self._put(request, bucket, key)
             return await self._get(bucket, key, request.headers.get("range"))
