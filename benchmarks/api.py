@@ -223,10 +223,6 @@ def seed(database_url: str, user_id: str, count: int, batch: int = 10_000) -> fl
                 "id": ids.new_id(TYPE), "resource-type": TYPE, "created": ts, "updated": ts,
                 "created-by": user_id, "acl": acl}
 
-    pg = store.dialect == "postgresql"
-    # positional DB-API parameters: SQLAlchemy's per-row parameter processing would double the load time
-    insert_doc = "INSERT INTO resources (id, type, created, updated, doc) VALUES (?, ?, ?, ?, ?)"
-    insert_attr = "INSERT INTO attrs (id, type, path, k, s, n) VALUES (?, ?, ?, ?, ?, ?)"
     t0 = time.perf_counter()
     try:
         with store.write() as tx:
@@ -240,31 +236,51 @@ def seed(database_url: str, user_id: str, count: int, batch: int = 10_000) -> fl
             for start in range(1, count, batch):
                 docs, rows = [], []
                 for i in range(start, min(start + batch, count)):
-                    doc = make(i)
-                    rid = doc["id"]
-                    docs.append((rid, TYPE, doc["created"], doc["updated"], _dumps(doc)))
-                    rows.extend((rid, TYPE, p, k, s_, n) for p, k, s_, n in flatten(doc, exclude))
-                with store.write() as tx:
-                    if pg:  # COPY: several times faster than executemany over a network socket
-                        with tx.conn.connection.driver_connection.cursor() as cur:
-                            with cur.copy("COPY resources (id, type, created, updated, doc) FROM STDIN") as copy:
-                                for record in docs:
-                                    copy.write_row(record)
-                            with cur.copy("COPY attrs (id, type, path, k, s, n) FROM STDIN") as copy:
-                                for record in rows:
-                                    copy.write_row(record)
-                    else:
-                        tx.conn.exec_driver_sql(insert_doc, docs)
-                        tx.conn.exec_driver_sql(insert_attr, rows)
+                    add_rows(docs, rows, make(i), exclude)
+                write_rows(store, docs, rows)
         finally:
             _create_indexes(store, indexes)
-        if pg:  # what autovacuum does soon after a load this size (statistics, visibility map)
-            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM ANALYZE resources")
-                conn.exec_driver_sql("VACUUM ANALYZE attrs")
+        settle(store)
     finally:
         store.close()
     return time.perf_counter() - t0
+
+
+def add_rows(docs: list[tuple[Any, ...]], rows: list[tuple[Any, ...]], doc: dict[str, Any],
+             exclude: Any) -> None:
+    """Append the rows ``Tx.insert`` writes for ``doc``: its ``resources`` row and one ``attrs`` row per leaf."""
+    rid, rtype = doc["id"], doc["resource-type"]
+    docs.append((rid, rtype, doc["created"], doc["updated"], _dumps(doc)))
+    rows.extend((rid, rtype, p, k, s_, n) for p, k, s_, n in flatten(doc, exclude))
+
+
+def write_rows(store: Store, docs: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]) -> None:
+    """One batch in one transaction: ``COPY`` on PostgreSQL (several times faster than executemany over a
+    socket), ``executemany`` with positional parameters on SQLite (SQLAlchemy's per-row parameter
+    processing would double the load time)."""
+    with store.write() as tx:
+        if store.dialect == "postgresql":
+            with tx.conn.connection.driver_connection.cursor() as cur:
+                with cur.copy("COPY resources (id, type, created, updated, doc) FROM STDIN") as copy:
+                    for record in docs:
+                        copy.write_row(record)
+                with cur.copy("COPY attrs (id, type, path, k, s, n) FROM STDIN") as copy:
+                    for record in rows:
+                        copy.write_row(record)
+        else:
+            tx.conn.exec_driver_sql(
+                "INSERT INTO resources (id, type, created, updated, doc) VALUES (?, ?, ?, ?, ?)", docs)
+            tx.conn.exec_driver_sql("INSERT INTO attrs (id, type, path, k, s, n) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+def settle(store: Store) -> None:
+    """PostgreSQL: what autovacuum does soon after a load this size (statistics, visibility map). SQLite:
+    nothing here (the server refreshes its statistics when it starts)."""
+    if store.dialect != "postgresql":
+        return
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE resources")
+        conn.exec_driver_sql("VACUUM ANALYZE attrs")
 
 
 def _drop_indexes(store: Store) -> list[tuple[str, str]]:

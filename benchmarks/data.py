@@ -50,14 +50,13 @@ from rich.table import Table  # noqa: E402
 
 import _load  # noqa: E402
 from api import (  # noqa: E402
-    ADMIN_PASSWORD, COOKIE, HOST, PgDatabase, _create_indexes, _drop_indexes, _dumps, call, console,
-    cpu_seconds, expect, log, login_password, start_dockyard, stop,
+    ADMIN_PASSWORD, COOKIE, HOST, PgDatabase, _create_indexes, _drop_indexes, add_rows, call, console,
+    cpu_seconds, expect, log, login_password, settle, start_dockyard, stop, write_rows,
 )
 from dockyard.core import ids  # noqa: E402
 from dockyard.core.time import now_ts  # noqa: E402
 from dockyard.resources import crud  # noqa: E402
 from dockyard.resources.registry import all_types  # noqa: E402
-from dockyard.store.attrs import flatten  # noqa: E402
 from dockyard.store.db import Store  # noqa: E402
 
 DEFAULT_PG = "postgresql+psycopg://dockyard:dockyard@127.0.0.1/dockyard_test"
@@ -148,8 +147,6 @@ def seed(database_url: str, corpus: Corpus, user_id: str, api_made: str, batch: 
         # jsonb keeps its own key order; SQLite keeps the JSON text, whose order must match too
         if (not pg and list(probe) != list(reference)) or same != want:
             raise RuntimeError(f"seeded records would differ from the API's:\n{probe}\n{reference}")
-        insert_doc = "INSERT INTO resources (id, type, created, updated, doc) VALUES (?, ?, ?, ?, ?)"
-        insert_attr = "INSERT INTO attrs (id, type, path, k, s, n) VALUES (?, ?, ?, ?, ?, ?)"
         indexes = _drop_indexes(store)
         try:
             for start in range(VIA_API, corpus.count, batch):
@@ -159,27 +156,11 @@ def seed(database_url: str, corpus: Corpus, user_id: str, api_made: str, batch: 
                     checked = crud.validate(rtype, doc)
                     if checked != doc:
                         raise RuntimeError(f"record {i} differs from its validated form: {checked}")
-                    rid = doc["id"]
-                    docs.append((rid, TYPE, doc["created"], doc["updated"], _dumps(doc)))
-                    rows.extend((rid, TYPE, p, k, s_, n) for p, k, s_, n in flatten(doc, exclude))
-                with store.write() as tx:
-                    if pg:
-                        with tx.conn.connection.driver_connection.cursor() as cur:
-                            with cur.copy("COPY resources (id, type, created, updated, doc) FROM STDIN") as copy:
-                                for record in docs:
-                                    copy.write_row(record)
-                            with cur.copy("COPY attrs (id, type, path, k, s, n) FROM STDIN") as copy:
-                                for record in rows:
-                                    copy.write_row(record)
-                    else:
-                        tx.conn.exec_driver_sql(insert_doc, docs)
-                        tx.conn.exec_driver_sql(insert_attr, rows)
+                    add_rows(docs, rows, doc, exclude)
+                write_rows(store, docs, rows)
         finally:
             _create_indexes(store, indexes)
-        if pg:  # what autovacuum does soon after a load this size
-            with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                conn.exec_driver_sql("VACUUM ANALYZE resources")
-                conn.exec_driver_sql("VACUUM ANALYZE attrs")
+        settle(store)
     finally:
         store.close()
     return time.perf_counter() - t0
