@@ -100,12 +100,7 @@ class Subscription:
 
     def drain(self) -> list[Event]:
         """Every queued event, without waiting."""
-        out = []
-        while True:
-            try:
-                out.append(self.queue.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self.queue)
 
     def get(self, timeout: float) -> Event | None:
         """The next event, waiting up to ``timeout`` s; None when there is none (or the subscription ended)."""
@@ -447,3 +442,13 @@ def matches(doc: dict[str, Any], node: Node, unindexed: Iterable[str] = ()) -> b
 
 
 __all__ = ["DEFAULT_TYPES", "OVERFLOW", "ChangeFeed", "Event", "Subscription", "feed_of", "matches"]
+
+
+def drain(q: "queue.Queue[Any]") -> list[Any]:
+    """Everything queued in ``q`` now, without waiting (a stream sends it in one write)."""
+    out = []
+    while True:
+        try:
+            out.append(q.get_nowait())
+        except queue.Empty:
+            return out

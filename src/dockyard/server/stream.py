@@ -48,7 +48,7 @@ from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, Method
 from ..drivers.base import DriverError, StopSignal
 from ..resources import crud
 from ..resources.base import Ctx, Services
-from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, feed_of
+from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, drain, feed_of
 from ..resources.deployment import LOGGABLE
 from ..resources.session import COOKIE, authenticate
 from . import http
@@ -281,12 +281,7 @@ class _Pump:
         threading.Thread(target=self._run, name="dockyard-log-stream", daemon=True).start()
 
     def drain(self) -> list[str]:
-        out = []
-        while True:
-            try:
-                out.append(self.queue.get_nowait())
-            except queue.Empty:
-                return out
+        return drain(self.queue)
 
     def empty(self) -> bool:
         return self.queue.empty()
