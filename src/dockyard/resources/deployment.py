@@ -209,8 +209,9 @@ def check_host_mounts(ctx: Ctx, tx: Tx, dep: dict[str, Any]) -> None:
     if not str(infra.get("endpoint", "")).startswith("unix://"):
         return
     for mount in dep["module"].get("content", {}).get("mounts") or []:
-        if _host_path(mount):
-            raise Forbidden(f"mount at '{mount.get('target')}' uses the host path '{_host_path(mount)}': on "
+        path = _host_path(mount)
+        if path:
+            raise Forbidden(f"mount at '{mount.get('target')}' uses the host path '{path}': on "
                             f"{infra.get('name') or infra.get('id')}, the machine Dockyard runs on, only an "
                             f"administrator may mount host paths; use a volume, or an engine of your own",
                             dep["id"])

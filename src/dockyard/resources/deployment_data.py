@@ -96,9 +96,12 @@ def _plan(ctx: Ctx, tx: Tx, records: list[dict[str, Any]], objects: list[dict[st
         keys = groups.setdefault((record["infrastructure-service"], bucket, target), [])
         if isinstance(record.get("data:object"), str):
             keys.append(record["data:object"])
+    stores: dict[str, str] = {}  # credential -> its infrastructure-service: objects mostly share a few
     for obj in objects:
-        infra = (tx.get(obj["credential"]) or {}).get("parent", "")
-        groups.setdefault((infra, obj["bucket"], f"/mnt/{obj['bucket']}"), []).append(obj["object"])
+        cred = obj["credential"]
+        if cred not in stores:
+            stores[cred] = (tx.get(cred) or {}).get("parent", "")
+        groups.setdefault((stores[cred], obj["bucket"], f"/mnt/{obj['bucket']}"), []).append(obj["object"])
     mounts = []
     for (infra, bucket, target), keys in sorted(groups.items()):
         mounts.append({"infrastructure-service": infra, "credential": _credential(ctx, tx, infra, bucket),

@@ -154,8 +154,7 @@ def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     if not header or not header.startswith("bytes=") or "," in header:
         return None
     first, sep, last = header[6:].strip().partition("-")
-    if not sep or not (first.isdigit() or last.isdigit()) or (first and not first.isdigit()) or \
-            (last and not last.isdigit()):
+    if not sep or not (first or last) or not all(part.isdigit() for part in (first, last) if part):
         return None
     if not first:  # the last N bytes
         n = int(last)
