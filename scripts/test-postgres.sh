@@ -11,12 +11,14 @@ run_as_postgres() {
 start_test_postgres() {
   local bin; bin=$(pg_bin)
   if [ -n "${DOCKYARD_TEST_PG_URL:-}" ]; then return 0; fi
+  export DOCKYARD_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
+  # a cluster that already answers (another run's, or one started by hand) is shared, not wiped
+  if "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then return 0; fi
   as_root rm -rf "$PG_DIR"
   as_root mkdir -p "$PG_DIR"
   as_root chown postgres:postgres "$PG_DIR"
   run_as_postgres "$bin/initdb -D $PG_DIR/data -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null"
   run_as_postgres "$bin/pg_ctl -D $PG_DIR/data -l $PG_DIR/log -w -o \"-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300\" start >/dev/null"
-  export DOCKYARD_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
   STARTED_TEST_PG=1
 }
 
