@@ -3,6 +3,10 @@
 A kind validates and normalises one value and raises :class:`Invalid` with a short reason. A
 :class:`Schema` checks a whole document and gathers every problem into one explanation, which the API
 returns as Nuvla does: ``resource <id> does not satisfy defined schema:\\n<explanation>``.
+
+Each kind also carries the JSON Schema of the values it accepts (:func:`described`, read back with
+:func:`json_schema`), from which ``GET /api/openapi.json`` describes every type. A kind without one is
+described as "any value".
 """
 
 from __future__ import annotations
@@ -24,6 +28,32 @@ class Invalid(Exception):
 Kind = Callable[[Any], Any]
 
 
+def described(schema: dict[str, Any]) -> Callable[[Kind], Kind]:
+    """Attach the JSON Schema (OpenAPI 3.0 dialect) of the values a kind accepts."""
+
+    def attach(kind: Kind) -> Kind:
+        kind.json_schema = schema  # type: ignore[attr-defined]
+        return kind
+
+    return attach
+
+
+def json_schema(kind: Kind) -> dict[str, Any]:
+    """What a kind accepts, as JSON Schema; ``{}`` (any value) for a kind that does not say."""
+    return dict(getattr(kind, "json_schema", {}))
+
+
+def _string_schema(pattern: str | None, nonblank: bool, max_len: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "string", "maxLength": max_len}
+    if nonblank:
+        out["minLength"] = 1
+    if pattern:
+        out["pattern"] = pattern
+    elif nonblank:
+        out["pattern"] = r"\S"
+    return out
+
+
 def string(*, pattern: str | None = None, nonblank: bool = True, max_len: int = 65536) -> Kind:
     rx = re.compile(pattern) if pattern else None
 
@@ -38,7 +68,7 @@ def string(*, pattern: str | None = None, nonblank: bool = True, max_len: int = 
             raise Invalid(f"must match {pattern}")
         return value
 
-    return check
+    return described(_string_schema(pattern, nonblank, max_len))(check)
 
 
 def text(max_len: int = 1 << 20) -> Kind:
@@ -55,7 +85,8 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Kind:
             raise Invalid(f"must be at most {maximum}")
         return value
 
-    return check
+    bounds = {k: v for k, v in (("minimum", minimum), ("maximum", maximum)) if v is not None}
+    return described({"type": "integer", **bounds})(check)
 
 
 def number(exclusive_minimum: float | None = None) -> Kind:
@@ -66,15 +97,19 @@ def number(exclusive_minimum: float | None = None) -> Kind:
             raise Invalid(f"must be greater than {exclusive_minimum}")
         return value
 
-    return check
+    bound = {} if exclusive_minimum is None else {"minimum": exclusive_minimum, "exclusiveMinimum": True}
+    return described({"type": "number", **bound})(check)
 
 
+@described({"type": "boolean"})
 def boolean(value: Any) -> Any:
     if not isinstance(value, bool):
         raise Invalid("must be true or false")
     return value
 
 
+@described({"type": "string", "format": "date-time", "example": "2026-01-31T12:00:00.000Z",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2})$"})
 def timestamp(value: Any) -> Any:
     try:
         return normalise_ts(value)
@@ -90,7 +125,7 @@ def one_of(*values: str) -> Kind:
             raise Invalid(f"must be one of {', '.join(values)}")
         return value
 
-    return check
+    return described({"type": "string", "enum": list(values)})(check)
 
 
 def href(*types: str) -> Kind:
@@ -103,7 +138,8 @@ def href(*types: str) -> Kind:
             raise Invalid(f"must be the id of a {' or '.join(types)}")
         return value
 
-    return check
+    prefix = f"({'|'.join(types)})" if types else r"[a-z]([a-z-]*[a-z])?"
+    return described({"type": "string", "pattern": f"^{prefix}/{ids.UUID_PART_RE.pattern[1:]}"})(check)
 
 
 def list_of(kind: Kind, *, min_len: int = 0, max_len: int = 10000, distinct: bool = False) -> Kind:
@@ -124,9 +160,15 @@ def list_of(kind: Kind, *, min_len: int = 0, max_len: int = 10000, distinct: boo
             raise Invalid("must not repeat elements")
         return out
 
-    return check
+    schema: dict[str, Any] = {"type": "array", "items": json_schema(kind), "maxItems": max_len}
+    if min_len:
+        schema["minItems"] = min_len
+    if distinct:
+        schema["uniqueItems"] = True
+    return described(schema)(check)
 
 
+@described({"type": "object"})
 def any_map(value: Any) -> Any:
     if not isinstance(value, dict):
         raise Invalid("must be a map")
@@ -206,6 +248,22 @@ class Schema:
                 problems.append(f"missing required attribute '{attr.name}'")
         return out, problems
 
+    def to_json_schema(self) -> dict[str, Any]:
+        """The document as JSON Schema: server-set attributes are read-only, hidden ones absent."""
+        props = {}
+        for attr in self.attrs:
+            if attr.hidden:
+                continue
+            prop = json_schema(attr.kind)
+            if attr.server:
+                prop["readOnly"] = True
+            props[attr.name] = prop
+        out: dict[str, Any] = {"type": "object", "properties": props, "additionalProperties": self.open}
+        required = [a.name for a in self.attrs if a.required and not a.hidden]
+        if required:
+            out["required"] = required
+        return out
+
 
 def nested(schema: Schema) -> Kind:
     """A map checked against its own schema."""
@@ -218,13 +276,18 @@ def nested(schema: Schema) -> Kind:
             raise Invalid("is invalid: " + "; ".join(problems))
         return out
 
-    return check
+    return described(schema.to_json_schema())(check)
 
 
 def _principals(value: Any) -> Any:
     return list_of(string(pattern=ids.PRINCIPAL_RE.pattern), distinct=False)(value)
 
 
+_PRINCIPALS = {"type": "array", "items": {"type": "string", "pattern": ids.PRINCIPAL_RE.pattern}}
+
+
+@described({"type": "object", "required": ["owners"], "additionalProperties": False,
+            "properties": {"owners": {**_PRINCIPALS, "minItems": 1}, **{r: _PRINCIPALS for r in RIGHTS}}})
 def acl_kind(value: Any) -> Any:
     if not isinstance(value, dict):
         raise Invalid("must be a map of rights to principals")

@@ -16,11 +16,13 @@ from ..core.errors import BadRequest
 from ..core.time import ts_in
 from ..store.db import Tx
 from . import templates
-from .attributes import COMMON, Attr, Invalid, any_map, integer, one_of, string, timestamp
+from .attributes import COMMON, Attr, Invalid, any_map, described, integer, one_of, string, timestamp
 from .base import Action, Ctx, ResourceType, Reply
 from .session import end_sessions
 
 
+@described({"type": "object", "required": ["identity"],
+            "properties": {"identity": {"type": "string"}, "roles": {"type": "array", "items": {"type": "string"}}}})
 def _claims(value: Any) -> Any:
     if not isinstance(value, dict) or not isinstance(value.get("identity"), str):
         raise Invalid("must be a map with an 'identity'")

@@ -14,22 +14,26 @@ from ..core.authn import ADMIN, DEPLOYMENT, USER
 from ..core.errors import Conflict, NotAcceptable
 from ..store import filter as cimi_filter
 from ..store.db import Tx
-from .attributes import COMMON, Attr, Invalid, any_map, integer, list_of, number, string, timestamp
+from .attributes import COMMON, Attr, Invalid, any_map, described, integer, list_of, number, string, timestamp
 from .base import Ctx, ResourceType
 
 PREFIX_RE = r"^[a-z]([a-z0-9-]*[a-z0-9])?$"
 
 
+@described({"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 3})
 def _location(value: Any) -> Any:
     list_of(number(), min_len=2, max_len=3)(value)
     return value
 
 
+@described({"type": "string", "pattern": "^[0-9a-fA-F]{32}$"})
 def _md5(value: Any) -> Any:
     string(pattern=r"^[0-9a-fA-F]{32}$")(value)
     return value
 
 
+@described({"type": "object", "required": ["type", "coordinates"],
+            "properties": {"type": {"type": "string", "enum": ["Point", "Polygon", "MultiPolygon"]}}})
 def _geometry(value: Any) -> Any:
     if not isinstance(value, dict) or value.get("type") not in ("Polygon", "MultiPolygon", "Point"):
         raise Invalid("must be a GeoJSON Point, Polygon or MultiPolygon")

@@ -14,13 +14,14 @@ from ..core import ids
 from ..core.authn import DEPLOYMENT, USER
 from ..core.errors import Forbidden, NotFound
 from ..store.db import Tx
-from .attributes import COMMON, Attr, Invalid, string
+from .attributes import COMMON, Attr, Invalid, described, string
 from .base import Ctx, ResourceType
 
 DEPLOYMENT_ROLE = DEPLOYMENT
 TOKEN = string(pattern=r"^\S+$", max_len=1000)
 
 
+@described({"type": "string", "nullable": True, "maxLength": 1_000_000})
 def _value(value: Any) -> Any:
     if value is not None and not isinstance(value, str):
         raise Invalid("must be a string or null")

@@ -17,8 +17,8 @@ from ..core.authn import ADMIN, USER
 from ..core.errors import BadRequest, Conflict, Forbidden, ValidationError
 from ..core.time import now_ts
 from ..store.db import Tx
-from .attributes import (COMMON, Attr, Invalid, Schema, any_map, anything, boolean, href, integer, list_of,
-                         nested, number, one_of, string, text)
+from .attributes import (COMMON, Attr, Invalid, Schema, any_map, anything, boolean, described, href, integer,
+                         list_of, nested, number, one_of, string, text)
 from .base import Ctx, ResourceType
 
 PATH_RE = r"^[a-zA-Z0-9][\w.-]*(/[a-zA-Z0-9][\w.-]*)*$"
@@ -29,6 +29,8 @@ CONTENT_TYPES = {"component": "module-component"}
 NO_PROJECT_CONTENT = "Project should not have content attribute!"
 
 
+@described({"type": "string", "pattern": ENV_NAME_RE.pattern,
+            "description": "a variable name; NUVLA_* names are reserved"})
 def _env_name(value: Any) -> Any:
     string()(value)
     if not ENV_NAME_RE.match(value):
@@ -38,6 +40,8 @@ def _env_name(value: Any) -> Any:
     return value
 
 
+@described({"type": "array", "items": {"type": "string", "pattern": r"\S"}, "minItems": 2, "maxItems": 2,
+            "description": "[label, url pattern]"})
 def _url_pair(value: Any) -> Any:
     if (not isinstance(value, list) or len(value) != 2
             or not all(isinstance(v, str) and v.strip() for v in value)):
@@ -45,6 +49,7 @@ def _url_pair(value: Any) -> Any:
     return value
 
 
+@described({"type": "object", "additionalProperties": {"type": "string"}})
 def _string_map(value: Any) -> Any:
     if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
         raise Invalid("must be a map of strings to strings")

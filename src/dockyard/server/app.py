@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..core.errors import BadRequest, DockyardError, MethodNotAllowed, NotFound
-from ..resources import crud, events, params
+from ..resources import crud, events, openapi, params, registry
 from ..resources.base import Ctx, ResourceType, Reply, Services
 from ..resources.cloud_entry_point import entry_point
 from ..resources.session import COOKIE, authenticate
@@ -40,6 +40,7 @@ class Api:
         # a few threads do the domain work: more would only fight over the GIL
         self.limiter = anyio.CapacityLimiter(services.settings["request-threads"])
         self.inline_reads = services.store.dialect == "sqlite"
+        self.description: dict[str, Any] | None = None
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -172,6 +173,13 @@ class Api:
         return await self._run(
             request, lambda ctx: crud.action(ctx, rtype, rid, act, body, request.method, request.url.path))
 
+    async def openapi_json(self, request: Request) -> Response:
+        if request.method != "GET":
+            return http.error_response(MethodNotAllowed(f"invalid method ({request.method.lower()}) for {request.url.path}"))
+        if self.description is None:  # built on first use: its types and templates never change
+            self.description = openapi.document(self.services.types, registry.template_docs())
+        return JSON(self.description)
+
     async def unknown(self, request: Request) -> Response:
         if request.url.path == "/api/":
             return await self.root(request)
@@ -191,6 +199,7 @@ def create_app(services: Services) -> "Preflight":
     streams = Streams(services)
     routes = [
         Route("/api/cloud-entry-point", api.cloud_entry_point, methods=ALL),
+        Route("/api/openapi.json", api.openapi_json, methods=ALL),
         # long-lived answers, before the generic routes that would take their paths
         Route("/api/event-stream", streams.event_stream, methods=ALL),
         Route("/api/deployment/{uuid}/log-stream", streams.log_stream, methods=ALL),
