@@ -206,8 +206,8 @@ def test_restart_condition_maps_to_docker_policy(driver, busybox, name, deployme
     driver.destroy(deployment_id)
 
 
-def test_volumes_named_with_options_and_anonymous_removed_on_request(driver, busybox, name, deployment_id,
-                                                                     docker_client):
+def test_volumes_named_with_options_and_anonymous_removed_with_the_container(driver, busybox, name, deployment_id,
+                                                                             docker_client):
     volume = f"{name}-vol"
     spec = TaskSpec(deployment_id, name, busybox, command=("sleep", "600"), mounts=(
         MountSpec("volume", "/named", source=volume, options=(("type", "tmpfs"), ("device", "tmpfs"))),
@@ -218,7 +218,7 @@ def test_volumes_named_with_options_and_anonymous_removed_on_request(driver, bus
     named = docker_client.volumes.get(volume).attrs
     assert named["Options"] == {"type": "tmpfs", "device": "tmpfs"}
     assert named["Labels"][LABEL_DEPLOYMENT] == deployment_id
-    driver.destroy(deployment_id, remove_volumes=True)
+    driver.destroy(deployment_id)  # a plain stop: nothing could ever mount the anonymous volume again
     with pytest.raises(docker.errors.NotFound):
         docker_client.volumes.get(anonymous)
     docker_client.volumes.get(volume).remove()  # named volumes are the user's data: destroy keeps them

@@ -10,7 +10,8 @@ env, command    as given
 labels          ``spec.labels`` plus ``dockyard.deployment-id`` and ``dockyard.managed=true`` (ours win)
 ports           each :class:`PortSpec` is exposed and bound on ``publish_ip`` ("" = every address) to
                 ``published``, or to an ephemeral host port the engine picks; the real ports are read back
-mounts          the Mounts API: volume (local driver options, labelled with the deployment), bind, tmpfs
+mounts          the Mounts API: volume (local driver options, labelled with the deployment), bind, tmpfs;
+                anonymous volumes are removed with the container (stop, destroy, orphans), named ones are kept
 cpus, memory    Nuvla's 10 % tolerance: NanoCpus = cpus × 1.1 (capped at the engine's CPU count),
                 Memory = MiB × 1.1, MemoryReservation = MiB
 restart         none → ``no``; on-failure → ``on-failure`` with MaximumRetryCount = max_attempts
@@ -186,7 +187,9 @@ class DockerDriver(Driver):
             self._done_if_gone("stop", container_id, timeout=max(0, math.ceil(timeout)))
 
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
-        self._remove_all(deployment_id, volumes=remove_volumes)
+        """Anonymous volumes go with their container, whatever ``remove_volumes`` says: no later container can
+        mount them again, so keeping them would only leak them. Named volumes are the user's data and stay."""
+        self._remove_all(deployment_id, volumes=True)
 
     def inspect(self, deployment_id: str) -> list[TaskStatus]:
         found = []
