@@ -114,7 +114,13 @@ class ResourceType:
         """Read one document by id (modules resolve ``module/<uuid>_<n>`` versions here)."""
         return tx.get(rid, for_update=for_update)
 
-    # -- hooks (all run inside the write transaction) ----------------------------------------------
+    # -- hooks (all but before_write run inside the write transaction) ------------------------------
+
+    def before_write(self, ctx: Ctx, body: dict[str, Any]) -> None:
+        """Slow work an add needs, done before its write transaction: on SQLite that transaction holds the
+        process's one writer lock, so every other write would wait for it. A password's argon2id hash or
+        check (~100-250 ms of CPU) is such work; results go to ``ctx.scratch`` for :meth:`prepare`, which
+        must still be right when they are missing or stale (the stored data may change in between)."""
 
     def prepare(self, ctx: Ctx, tx: "Tx", body: dict[str, Any]) -> dict[str, Any]:
         """Turn the add request body into the document to store (templates are resolved here)."""

@@ -83,6 +83,7 @@ def add(ctx: Ctx, rtype: ResourceType, body: Any) -> Reply:
     body = _object_body(body)
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "add"):
         raise Forbidden.for_resource(None)  # a collection ACL has no id: "credentials required"
+    rtype.before_write(ctx, body)
     with ctx.store.write() as tx:
         doc = rtype.prepare(ctx, tx, _strip_input(rtype, body) if not rtype.templated else body)
         doc = insert(ctx, tx, rtype, doc)

@@ -65,6 +65,17 @@ class Session(ResourceType):
         )
         super().__init__()
 
+    def before_write(self, ctx: Ctx, body: dict[str, Any]) -> None:
+        """A password is checked before the login's write transaction, not while holding it."""
+        with ctx.store.read() as tx:
+            tpl, params = templates.resolve(ctx, tx, body, "session-template")
+            if tpl["method"] != "password":
+                return
+            _, password, _, cred = _password_credential(tx, params)
+        if cred is not None:
+            stored = cred.get("hash", "")
+            ctx.scratch["password-check"] = (cred["id"], stored, crypto.verify_password(stored, password))
+
     def prepare(self, ctx: Ctx, tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
         tpl, params = templates.resolve(ctx, tx, body, "session-template")
         method = tpl["method"]
@@ -111,17 +122,30 @@ def _cookie_value(session_id: str, token: str) -> str:
     return f"{session_id.split('/', 1)[1]}.{token}"
 
 
-def _password_login(ctx: Ctx, tx: Tx, params: dict[str, Any]) -> tuple[str, list[str], dict[str, Any]]:
+def _password_credential(tx: Tx, params: dict[str, Any],
+                         ) -> tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]:
+    """(username, password, the user, their password credential) of a password login's parameters."""
     username, password = params.get("username"), params.get("password")
     if not isinstance(username, str) or not isinstance(password, str) or not username:
         raise BadRequest("a password login needs 'username' and 'password'")
-    refused = Forbidden(f"invalid credentials for '{username}'", None)
     ident = tx.get("user-identifier/" + ids.name_uuid(username))
     user = tx.get(ident["parent"]) if ident else None
     cred = tx.get(user.get("credential-password", "")) if user else None
-    if cred is None or not crypto.verify_password(cred.get("hash", ""), password):
+    return username, password, user, cred
+
+
+def _password_login(ctx: Ctx, tx: Tx, params: dict[str, Any]) -> tuple[str, list[str], dict[str, Any]]:
+    username, password, user, cred = _password_credential(tx, params)
+    refused = Forbidden(f"invalid credentials for '{username}'", None)
+    if user is None or cred is None:
         raise refused
-    if user.get("state") != "ACTIVE":
+    stored = cred.get("hash", "")
+    checked = ctx.scratch.pop("password-check", None)  # by before_write, outside this transaction
+    if checked is not None and checked[:2] == (cred["id"], stored):
+        ok = checked[2]
+    else:  # the password changed in between: check again, here (rare)
+        ok = crypto.verify_password(stored, password)
+    if not ok or user.get("state") != "ACTIVE":
         raise refused
     return user["id"], [USER, *group_claims(tx, user["id"])], {"identifier": username}
 

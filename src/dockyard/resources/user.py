@@ -56,6 +56,14 @@ class User(ResourceType):
     def default_acl(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, list[str]]:
         return {"owners": [ADMIN], "edit-acl": [doc["id"]]}
 
+    def before_write(self, ctx: Ctx, body: dict[str, Any]) -> None:
+        """The password is hashed before the write transaction, not while holding it."""
+        with ctx.store.read() as tx:
+            _, params = templates.resolve(ctx, tx, body, "user-template")
+        password = params.get("password")
+        if isinstance(password, str) and len(password) >= MIN_PASSWORD:
+            ctx.scratch["password-hash"] = (password, crypto.hash_password(password))
+
     def prepare(self, ctx: Ctx, tx: Tx, body: dict[str, Any]) -> dict[str, Any]:
         tpl, params = templates.resolve(ctx, tx, body, "user-template")
         if tpl["method"] != "username-password":
@@ -73,7 +81,9 @@ class User(ResourceType):
         if tx.exists(ident_id):
             raise Conflict(f"username '{username}' already exists", ident_id)
         cred_id = ids.new_id("credential")
-        ctx.scratch["new-user"] = (ident_id, username, cred_id, crypto.hash_password(password))
+        hashed = ctx.scratch.pop("password-hash", None)
+        password_hash = hashed[1] if hashed and hashed[0] == password else crypto.hash_password(password)
+        ctx.scratch["new-user"] = (ident_id, username, cred_id, password_hash)
         doc = {"id": uid, "state": "ACTIVE", "method": "username-password", "name": username,
                "credential-password": cred_id}
         for key in ("name", "description", "tags", "email"):
