@@ -1,4 +1,4 @@
-"""Which backend an S3 endpoint stands for."""
+"""The embedded store and S3 stores: which URLs spell this server's store, and what the factories open."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from dockyard.data import DirectoryStore, embedded_endpoint, is_embedded, object_store, objects_root
+from dockyard.data import DirectoryStore, embedded_endpoint, embedded_store, is_embedded, objects_root, s3_store
 from dockyard.data.s3 import S3Store
 
 BASE = "http://dock.example:8200"
@@ -52,17 +52,21 @@ def test_behind_a_path_prefix_the_data_path_follows_it():
     assert not is_embedded("https://h.example/data", "https://h.example/dockyard")
 
 
-def test_the_factory_picks_the_directory_store_for_the_embedded_endpoint(tmp_path):
-    store = object_store(embedded_endpoint(BASE), "", "", data_dir=str(tmp_path), signing_key=b"k" * 32,
-                         public_base=BASE)
+def test_the_embedded_store_keeps_its_buckets_in_the_data_dir_and_signs_urls_for_the_base(tmp_path):
+    store = embedded_store(str(tmp_path), b"k" * 32, BASE)
     assert isinstance(store, DirectoryStore)
     assert store.root == objects_root(str(tmp_path)) == os.path.join(str(tmp_path), "objects")
     assert store.presign_get("bkt", "k", 60).startswith(f"{BASE}/data/bkt/k?expires=")
 
 
-def test_the_factory_picks_s3_otherwise_and_keeps_its_client(tmp_path):
-    args = dict(data_dir=str(tmp_path), signing_key=b"k" * 32, public_base=BASE)
-    store = object_store("http://minio.example:9000/", "ak", "sk", **args)
+def test_an_endpoint_is_always_s3_even_one_spelling_this_servers_store(tmp_path):
+    """The embedded store is chosen by its service's id, never by a URL a user wrote (see dockyard.data)."""
+    store = s3_store(embedded_endpoint(BASE), "ak", "sk")
+    assert isinstance(store, S3Store) and store.endpoint == embedded_endpoint(BASE)
+
+
+def test_s3_stores_are_kept_per_endpoint_and_keys():
+    store = s3_store("http://minio.example:9000/", "ak", "sk")
     assert isinstance(store, S3Store) and store.endpoint == "http://minio.example:9000"
-    assert object_store("http://minio.example:9000", "ak", "sk", **args) is store
-    assert object_store("http://minio.example:9000", "ak", "other", **args) is not store
+    assert s3_store("http://minio.example:9000", "ak", "sk") is store
+    assert s3_store("http://minio.example:9000", "ak", "other") is not store

@@ -14,7 +14,7 @@ import requests
 
 from dockyard.core.crypto import Keys
 from dockyard.core.settings import Settings
-from dockyard.data import embedded_endpoint, object_store
+from dockyard.data import embedded_store
 from dockyard.data.base import StorageError
 from dockyard.data.signing import signature
 from dockyard.resources.base import Services
@@ -258,16 +258,14 @@ def test_routes_of_a_server_serve_the_urls_its_factory_signs(tmp_path):
     services = Services(store=None, settings=settings, keys=keys)  # type: ignore[arg-type]
     with ThreadedServer(Starlette(routes=routes(services))) as server:
         base = f"http://127.0.0.1:{server.port}"
-        store = object_store(embedded_endpoint(base), "", "", data_dir=str(tmp_path), signing_key=keys.signing,
-                             public_base=base)
+        store = embedded_store(str(tmp_path), keys.signing, base)
         store.ensure_bucket("data-bucket")
         assert requests.put(store.presign_put("data-bucket", "a/b", 60, "text/plain"), data=b"hi",
                             headers={"content-type": "text/plain"}).status_code == 200
         assert requests.get(store.presign_get("data-bucket", "a/b", 60)).content == b"hi"
         assert os.path.isfile(tmp_path / "objects" / "data-bucket" / "a" / "b")
         # a URL signed by another server's key is refused
-        other = object_store(embedded_endpoint(base), "", "", data_dir=str(tmp_path),
-                             signing_key=Keys(b"o" * 32).signing, public_base=base)
+        other = embedded_store(str(tmp_path), Keys(b"o" * 32).signing, base)
         assert requests.get(other.presign_get("data-bucket", "a/b", 60)).status_code == 403
 
 

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 from nuvla.api import NuvlaError
 
 from ..conftest import ADMIN_PASSWORD, free_port, start_server, stop_server
 from .conftest import component, deploy, new_user, start, wait_state
+
+INTERNAL_ERROR = re.compile(r"^internal error in (\w+); reference (\w+) in the server log$")
 
 
 def test_a_missing_image_ends_in_error_on_the_deployment_and_its_job(sqlite_server, images, docker_client):
@@ -147,3 +152,73 @@ def test_a_published_port_that_is_taken_ends_in_error_naming_it(sqlite_server, i
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
     assert api.search("credential", filter=f"parent='{dep_id}'").count == 0
+
+
+def containers_of(docker_client, dep_id: str) -> list:
+    return docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"})
+
+
+def test_a_start_whose_s3_staging_fails_ends_in_error_and_leaves_nothing(sqlite_server, images, docker_client):
+    api, _ = new_user(sqlite_server)
+    try:
+        api.add("data-record-key-prefix", {"prefix": "data", "uri": "https://example.org/data"})
+    except NuvlaError as err:
+        assert err.response.status_code == 409
+    closed = free_port()  # an S3 store nobody answers for: staging its bucket fails
+    infra = api.add("infrastructure-service", {"template": {
+        "href": "infrastructure-service-template/generic", "subtype": "s3",
+        "endpoint": f"http://127.0.0.1:{closed}"}, "name": "s3 away"}).data["resource-id"]
+    api.add("credential", {"template": {"href": "credential-template/infrastructure-service-minio",
+                                        "parent": infra, "access-key": "k", "secret-key": "s3-secret"}})
+    bucket = f"away-{uuid.uuid4().hex[:8]}"
+    record = api.add("data-record", {"infrastructure-service": infra, "data:bucket": bucket,
+                                     "data:object": "a.txt"}).data["resource-id"]
+    dep_id = deploy(api, component(api, images["app"]), **{"data-records": {record: {}}})
+    job_id = start(api, dep_id)
+    doc = wait_state(api, dep_id, "ERROR", timeout=60)
+    assert doc["status-message"].startswith(f"cannot mount bucket '{bucket}': S3 endpoint")
+    job = api.get(job_id).data
+    assert job["state"] == "FAILED" and job["status-message"] == doc["status-message"]
+    assert containers_of(docker_client, dep_id) == []
+    # what the start staged for the container went with it
+    assert not os.path.exists(os.path.join(sqlite_server.data_dir, "staging", dep_id.split("/", 1)[1]))
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+
+
+def test_a_crash_in_start_or_stop_ends_in_error_with_a_reference_to_the_log(tmp_path, images, docker_client):
+    """A worker that shares the database but not the master key (a misconfiguration) cannot decrypt an
+    engine's TLS key: every start and stop on that engine crashes inside the action."""
+    server = start_server(tmp_path / "api", extra_env={"DOCKYARD_WORKERS": "0"})
+    env = dict(os.environ, DOCKYARD_DATA_DIR=server.data_dir, DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD,
+               DOCKYARD_MASTER_KEY=base64.b64encode(os.urandom(32)).decode())
+    log_path = tmp_path / "worker.log"
+    worker = subprocess.Popen([sys.executable, "-m", "dockyard.cli.main", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=open(log_path, "ab"))
+    try:
+        api, _ = new_user(server)
+        infra = api.add("infrastructure-service", {"template": {
+            "href": "infrastructure-service-template/generic", "subtype": "swarm",
+            "endpoint": f"tcp://127.0.0.1:{free_port()}"}, "name": "tls"}).data["resource-id"]
+        cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
+                                                   "parent": infra, "cert": "CERT", "key": "KEY", "ca": ""}})
+        dep_id = deploy(api, component(api, images["app"]), parent=cred.data["resource-id"])
+        outcomes = []
+        for operation, action in (("start", "start_deployment"), ("stop", "stop_deployment")):
+            job_id = api.operation(api.get(dep_id), operation).data["location"]
+            doc = wait_state(api, dep_id, "ERROR", timeout=30)
+            job = api.get(job_id).data
+            assert job["state"] == "FAILED" and job["status-message"] == doc["status-message"]
+            found = INTERNAL_ERROR.match(doc["status-message"])
+            assert found and found.group(1) == action, doc["status-message"]
+            outcomes.append(found.group(2))
+        assert containers_of(docker_client, dep_id) == []
+        worker.terminate()
+        worker.wait(15)
+        log = log_path.read_text()
+        for reference in outcomes:  # the traceback is in the log, under the reference the user was given
+            assert re.search(rf"reference {reference}\b.*\nTraceback", log), log
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        stop_server(server)

@@ -1,12 +1,17 @@
-"""Object stores: pick the backend an S3 endpoint stands for.
+"""Object stores: the embedded directory store, and S3-compatible servers reached through boto3.
 
-The embedded store is addressed like any S3 endpoint, by the URL ``<public base>/data`` of this server (for
-example ``http://127.0.0.1:8200/data``): an ``infrastructure-service`` of subtype ``s3`` with that endpoint
-keeps its objects in ``<data dir>/objects/<bucket>/`` and its pre-signed URLs point back at this server. Any
-other endpoint is an S3-compatible server reached through boto3.
+The embedded store keeps its objects in ``<data dir>/objects/<bucket>/`` and its pre-signed URLs point back
+at this server, under ``<public base>/data``. Exactly one infrastructure-service stands for it
+(``infrastructure-service/local-storage``, registered at start), and the resources choose it by that id,
+never by endpoint: any URL can be spelled many ways (another host name, the bridge address, a Host header),
+and a store chosen by spelling would be one that a user's own registration could reach around the bucket
+ownership that guards it. Every other endpoint is S3 through boto3; this server's ``/data`` answers only
+its own signed URLs, never S3's API.
 
-"This server" is matched by origin: scheme, host and port, compared case-insensitively, with default ports
-made explicit, and ``localhost``, ``127.0.0.1`` and ``::1`` taken as one host. A trailing ``/`` is ignored.
+:func:`is_embedded` recognises the obvious spellings of ``<public base>/data`` (by origin: scheme, host and
+port, compared case-insensitively, with default ports made explicit, and ``localhost``, ``127.0.0.1`` and
+``::1`` taken as one host; a trailing ``/`` ignored), so that registering one can be refused with a clear
+message.
 """
 
 from __future__ import annotations
@@ -25,9 +30,10 @@ __all__ = [
     "ObjectStore",
     "StorageError",
     "embedded_endpoint",
+    "embedded_store",
     "is_embedded",
-    "object_store",
     "objects_root",
+    "s3_store",
 ]
 
 EMBEDDED_PATH = "/data"
@@ -66,16 +72,17 @@ def _origin(parts: SplitResult) -> tuple[str, str, int | None]:
     return scheme, host, parts.port or _DEFAULT_PORTS.get(scheme)
 
 
-def object_store(endpoint: str, access_key: str, secret_key: str, *, data_dir: str, signing_key: bytes,
-                 public_base: str) -> ObjectStore:
-    """The store behind an S3 endpoint: the embedded directory store for ``<public_base>/data`` (the access
-    and secret keys are not used: its URLs are signed with ``signing_key``), else S3 through boto3.
+def embedded_store(data_dir: str, signing_key: bytes, public_base: str) -> DirectoryStore:
+    """This server's own store; its URLs are signed with ``signing_key`` and point at ``public_base``."""
+    return DirectoryStore(objects_root(data_dir), signing_key, public_base)
+
+
+def s3_store(endpoint: str, access_key: str, secret_key: str) -> ObjectStore:
+    """The S3-compatible server at ``endpoint``, opened with these keys.
 
     S3 clients are kept per (endpoint, keys): making one costs tens of milliseconds.
     """
-    if is_embedded(endpoint, public_base):
-        return DirectoryStore(objects_root(data_dir), signing_key, public_base)
-    return _s3_store(endpoint.rstrip("/"), access_key, secret_key)
+    return _s3_store(endpoint.strip().rstrip("/"), access_key, secret_key)
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,7 +4,9 @@ A pool runs a few worker threads in ``dockyard serve`` (or alone in ``dockyard w
 them at once: in-process through :meth:`WorkerPool.wake`, across processes through PostgreSQL's
 ``LISTEN/NOTIFY``; a slow poll covers SQLite shared by several processes. A job whose worker died is
 claimed again when its lease runs out; actions are written so that running again finishes or undoes
-what the first attempt left.
+what the first attempt left. An action's expected failure (:class:`ActionFailed`) ends its job FAILED
+with the action's message; any other exception too, with a message that names a reference under which
+the server log keeps the traceback: users see no Python internals.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 import uuid
 from typing import Any
 
@@ -124,11 +125,13 @@ class WorkerPool:
             if not ctx.lost.is_set():
                 jobs.update(self.services, job["id"], state=jobs.FAILED, return_code=1,
                             status_message=exc.message)
-        except Exception as exc:  # an unexpected crash: recorded with its traceback
-            log.exception("job %s (%s) crashed", job["id"], job["action"])
+        except Exception:  # an unexpected crash: its traceback goes to the log, under a reference the user gets
+            reference = uuid.uuid4().hex[:8]
+            log.exception("job %s (%s) crashed; reference %s", job["id"], job["action"], reference)
             if not ctx.lost.is_set():
                 jobs.update(self.services, job["id"], state=jobs.FAILED, return_code=2,
-                            status_message=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}")
+                            status_message=f"internal error in {job['action']}; reference {reference} in the "
+                                           "server log")
         finally:
             with self._lock:
                 self._running.pop(job["id"], None)

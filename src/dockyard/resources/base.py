@@ -144,6 +144,13 @@ class ResourceType:
     def after_delete(self, ctx: Ctx, doc: dict[str, Any], reply: Reply) -> None:
         pass
 
+    def job_ended(self, ctx: Ctx, tx: "Tx", job: dict[str, Any]) -> None:
+        """A job acting on a document of this type reached a final state (SUCCESS, FAILED or CANCELED).
+
+        Runs as the internal identity in the transaction that stores the job's outcome, so that the
+        document never shows a state its job has left behind (a deployment STARTING after its start failed).
+        """
+
     def restrict_search(self, ctx: Ctx, params: Any) -> Any:
         """Narrow a search before it runs (sessions show only the caller's own)."""
         return params

@@ -16,7 +16,7 @@ from typing import Any
 from ..core import acl as acls
 from ..core.authn import ADMIN, DEPLOYMENT, USER
 from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, NotFound
-from ..data import DirectoryStore, object_store, objects_root
+from ..data import embedded_store, s3_store
 from ..data.base import ObjectStore, StorageError
 from ..store.db import Tx
 from . import crud, templates
@@ -93,13 +93,16 @@ def store_for(ctx: Ctx, tx: Tx, credential_id: str) -> ObjectStore:
     infra = tx.get(cred["parent"])
     if infra is None:
         raise NotFound.for_resource(cred["parent"])
-    settings = ctx.services.settings
+    return store_of(ctx.services, infra, cred, public_base(ctx))
+
+
+def store_of(services: Any, infra: dict[str, Any], cred: dict[str, Any], base: str) -> ObjectStore:
+    """The store behind an s3 infrastructure-service, opened with ``cred``: the embedded store for
+    ``infrastructure-service/local-storage`` (chosen by id: see :mod:`dockyard.data`), else S3 through boto3."""
     if infra["id"] == LOCAL_STORAGE:
-        return DirectoryStore(objects_root(settings["data-dir"]), ctx.services.keys.signing, public_base(ctx))
-    return object_store(infra["endpoint"], cred.get("access-key", ""),
-                        ctx.services.keys.cipher.decrypt(cred.get("secret-key", "")),
-                        data_dir=settings["data-dir"], signing_key=ctx.services.keys.signing,
-                        public_base=public_base(ctx))
+        return embedded_store(services.settings["data-dir"], services.keys.signing, base)
+    return s3_store(infra["endpoint"], cred.get("access-key", ""),
+                    services.keys.cipher.decrypt(cred.get("secret-key", "")))
 
 
 def check_bucket(ctx: Ctx, tx: Tx, infra_id: str, bucket: str) -> None:

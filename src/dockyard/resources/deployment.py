@@ -155,6 +155,9 @@ class Deployment(ResourceType):
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         delete_children(tx, doc["id"])
 
+    def job_ended(self, ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+        job_ended(ctx, tx, job)
+
 
 def resolve_module(ctx: Ctx, tx: Tx, module_href: str) -> dict[str, Any]:
     """A full copy of the module (meta, versions, content of the chosen version) with ``href`` as given."""
@@ -380,22 +383,27 @@ def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
 
 # -- what job outcomes mean for the deployment -----------------------------------------------------
 
-def _on_cancel(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+# the state each job action puts its deployment in until the job is over
+TRANSITIONS = {"start_deployment": STARTING, "update_deployment": UPDATING, "stop_deployment": STOPPING}
+
+
+def job_ended(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+    """As Nuvla's job engine: a start, update or stop that failed or was cancelled leaves its deployment in
+    ERROR with the job's message, whatever made it fail; a stop that succeeded and asked for it deletes it.
+    A deployment that another request has moved on since (a stop queued during a start) is left alone."""
     dep = tx.get(job["target-resource"]["href"], for_update=True)
-    if dep is not None:
-        _set(ctx, tx, dep, state=ERROR, status_message=f"{job['action']} was canceled")
+    if dep is None:
+        return
+    if job["state"] == jobs.SUCCESS:
+        if job["action"] == "stop_deployment" and json.loads(job.get("payload") or "{}").get("delete"):
+            crud.remove(ctx, tx, ctx.services.types["deployment"], dep, force=True)
+        return
+    if dep["state"] != TRANSITIONS.get(job["action"]):
+        return
+    message = f"{job['action']} was canceled" if job["state"] == jobs.CANCELED else \
+        job.get("status-message") or f"{job['action']} failed"
+    _set(ctx, tx, dep, state=ERROR, status_message=message)
 
-
-def _on_done_stop(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
-    payload = json.loads(job.get("payload") or "{}")
-    dep = tx.get(job["target-resource"]["href"], for_update=True)
-    if dep is not None and job["state"] == jobs.SUCCESS and payload.get("delete"):
-        crud.remove(ctx, tx, ctx.services.types["deployment"], dep, force=True)
-
-
-for _action in ("start_deployment", "update_deployment", "stop_deployment"):
-    jobs.ON_CANCEL[_action] = _on_cancel
-jobs.ON_DONE["stop_deployment"] = _on_done_stop
 
 __all__ = ["BADGES", "Deployment"]
 

@@ -37,6 +37,7 @@ class Selection:
     records: list[dict[str, Any]] = field(default_factory=list)
     objects: list[dict[str, Any]] = field(default_factory=list)  # chosen directly, not through records
     mounts: list[dict[str, Any]] = field(default_factory=list)
+    described: list[str] = field(default_factory=list)  # ids of the objects the records describe
 
 
 def _filtered(ctx: Ctx, tx: Tx, rtype: str, kind: str, spec: Any) -> list[str]:
@@ -81,7 +82,8 @@ def resolve(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> Selection:
     """The selected records and objects, each readable by the user who starts, and their buckets' mounts."""
     records = _readable(ctx, tx, "data-record", selected_ids(ctx, tx, deployment, "records"))
     objects = _readable(ctx, tx, "data-object", selected_ids(ctx, tx, deployment, "objects"))
-    return Selection(records, objects, _plan(ctx, tx, records, objects))
+    described = [obj["id"] for record in records for obj in objects_of(ctx, tx, record)]
+    return Selection(records, objects, _plan(ctx, tx, records, objects), list(dict.fromkeys(described)))
 
 
 def _plan(ctx: Ctx, tx: Tx, records: list[dict[str, Any]], objects: list[dict[str, Any]],
@@ -132,20 +134,32 @@ def _set_view(tx: Tx, doc: dict[str, Any], principal: str, granted: bool) -> Non
     tx.replace({**doc, "acl": acls.normalise(acl), "updated": now_ts()})
 
 
-def objects_of(tx: Tx, record: dict[str, Any]) -> list[dict[str, Any]]:
-    bucket, obj = record.get("data:bucket"), record.get("data:object")
-    if not isinstance(bucket, str) or not isinstance(obj, str):
+def objects_of(ctx: Ctx, tx: Tx, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The data-objects a record describes: its bucket and key, in its own store, that the caller may read.
+
+    Bucket and key alone name an object in every store at once, and anyone's: a record must not lend a
+    deployment the objects of a stranger who happens to use the same names.
+    """
+    bucket, key = record.get("data:bucket"), record.get("data:object")
+    if not isinstance(bucket, str) or not isinstance(key, str):
         return []
-    return [o for o in tx.find_all("data-object", "bucket", bucket) if o.get("object") == obj]
+    found = []
+    for obj in tx.find_all("data-object", "bucket", bucket):
+        if obj.get("object") != key or not acls.has(obj["acl"], ctx.authn, "view-data"):
+            continue
+        if (tx.get(obj["credential"]) or {}).get("parent") == record.get("infrastructure-service"):
+            found.append(obj)
+    return found
 
 
 def grant(tx: Tx, deployment_id: str, selection: Selection) -> None:
+    """``view-data`` for the deployment on exactly the selected records and objects, by id."""
     for record in selection.records:
         _set_view(tx, record, deployment_id, True)
-        for obj in objects_of(tx, record):
+    for obj_id in dict.fromkeys([*selection.described, *(o["id"] for o in selection.objects)]):
+        obj = tx.get(obj_id)
+        if obj is not None:
             _set_view(tx, obj, deployment_id, True)
-    for obj in selection.objects:
-        _set_view(tx, tx.get(obj["id"]) or obj, deployment_id, True)
 
 
 def revoke(tx: Tx, deployment_id: str) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from ..core.authn import ADMIN, USER
 from ..core.errors import BadRequest, Forbidden, NotFound
 from ..core import acl as acls
+from ..data import is_embedded
 from ..store.db import Tx
 from . import job as jobs
 from . import infrastructure_service_group as groups
@@ -21,6 +22,7 @@ from . import templates
 from .attributes import COMMON, Attr, any_map, boolean, href, list_of, one_of, string
 from .base import Action, Ctx, ResourceType, Reply
 from .credential import METHODS, Method
+from .data_object import LOCAL_STORAGE, LOCAL_STORAGE_CREDENTIAL, public_base
 
 SUBTYPES = ("swarm", "kubernetes", "registry", "helm-repo", "s3", "vpn")
 STATES = ("CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED", "PAUSING", "PAUSED", "SUSPENDING",
@@ -66,13 +68,13 @@ class InfrastructureService(ResourceType):
         return doc
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
-        check_endpoint(doc)
+        check_endpoint(ctx, doc)
 
     def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
         groups.link(tx, doc.get("parent"), doc["id"], True)
 
     def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
-        check_endpoint(new)
+        check_endpoint(ctx, new)
         if new.get("parent") != old.get("parent"):
             groups.link(tx, old.get("parent"), old["id"], False)
             groups.link(tx, new.get("parent"), old["id"], True)
@@ -83,10 +85,14 @@ class InfrastructureService(ResourceType):
         groups.link(tx, doc.get("parent"), doc["id"], False)
 
 
-def check_endpoint(doc: dict[str, Any]) -> None:
+def check_endpoint(ctx: Ctx, doc: dict[str, Any]) -> None:
     if doc["subtype"] == "swarm" and not doc["endpoint"].startswith(("unix://", "tcp://", "https://", "http://")):
         raise BadRequest("attribute 'endpoint' of a Docker engine must be unix:///path, tcp://host:port "
                          "or https://host:port")
+    if doc["subtype"] == "s3" and doc.get("id") != LOCAL_STORAGE and is_embedded(doc["endpoint"], public_base(ctx)):
+        # harmless (only local-storage opens the embedded store), but surely a mistake: say so
+        raise BadRequest(f"attribute 'endpoint' is Dockyard's own object store: use {LOCAL_STORAGE} and "
+                         f"{LOCAL_STORAGE_CREDENTIAL} instead of registering it again")
 
 
 class SwarmCredential(Method):

@@ -1,15 +1,15 @@
 """Jobs: the asynchronous work behind actions, visible in the API as in Nuvla.
 
 A job is an ordinary document; its place in the queue (priority, lease) is a row of the store's job
-queue, written in the same transaction. Moving to a final state sets ``progress`` 100 and ``duration``
-and runs the action's ``on-done`` hook; cancelling runs its ``on-cancel`` hook (a cancelled deployment
-start, stop or update leaves the deployment in ERROR, as Nuvla).
+queue, written in the same transaction. Moving to a final state (cancelling included) sets ``progress``
+100 and ``duration`` and tells the type of the job's target, in the same transaction
+(:meth:`~dockyard.resources.base.ResourceType.job_ended`: a failed or cancelled deployment start, stop or
+update leaves the deployment in ERROR, as Nuvla's job engine does).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 from ..core import acl as acls
@@ -27,11 +27,6 @@ STATES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELED)
 FINAL_STATES = frozenset({SUCCESS, FAILED, CANCELED})
 ACTIVE_STATES = frozenset({QUEUED, RUNNING})
 MAX_STATUS_MESSAGE = 100_000
-
-JobHook = Callable[[Ctx, Tx, dict[str, Any]], None]
-# per job action: what to do when a job reaches a final state, and when it is cancelled
-ON_DONE: dict[str, JobHook] = {}
-ON_CANCEL: dict[str, JobHook] = {}
 
 SCHEMA = COMMON.extend(
     Attr("state", one_of(*STATES), required=True),
@@ -128,9 +123,7 @@ def cancel(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, A
         job["updated"] = now_ts()
         tx.replace(job, exclude=SCHEMA.unindexed)
         queue.finish(tx, job["id"])
-        hook = ON_CANCEL.get(job["action"])
-        if hook:
-            hook(Ctx(ctx.services, INTERNAL), tx, job)
+        _ended(Ctx(ctx.services, INTERNAL), tx, job)
     return Reply(200, {"status": 200, "message": f"{job['id']} canceled", "resource-id": job["id"]})
 
 
@@ -157,7 +150,13 @@ def update(services: Services, job_id: str, **fields: Any) -> dict[str, Any] | N
         tx.replace(job, exclude=SCHEMA.unindexed)
         if job["state"] in FINAL_STATES:
             queue.finish(tx, job_id)
-            hook = ON_DONE.get(job["action"])
-            if hook:
-                hook(ctx, tx, job)
+            _ended(ctx, tx, job)
     return job
+
+
+def _ended(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
+    """Tell the type of the job's target that its job is over, in the transaction that says so."""
+    target = str((job.get("target-resource") or {}).get("href", ""))
+    rtype = ctx.services.types.get(target.split("/", 1)[0])
+    if rtype is not None:
+        rtype.job_ended(ctx, tx, job)

@@ -1,7 +1,8 @@
 """Job actions by name. Each is a function of a :class:`JobContext` returning the status message.
 
 An expected failure raises :class:`ActionFailed` with a message for the user (the job ends FAILED);
-anything else is a crash, recorded with its traceback.
+anything else is a crash: the job ends FAILED too, its traceback goes to the server log only. Either way
+the type of the job's target hears of it in the same transaction (a deployment goes to ERROR).
 """
 
 from __future__ import annotations

@@ -16,11 +16,11 @@ import os
 import shutil
 from typing import Any
 
-from ...data import DirectoryStore, object_store, objects_root
+from ...data import embedded_store
 from ...data.base import StorageError
 from ...drivers.base import MountSpec
 from ...resources.base import Services
-from ...resources.data_object import LOCAL_STORAGE, public_base_of
+from ...resources.data_object import LOCAL_STORAGE, public_base_of, store_of
 from . import ActionFailed
 
 
@@ -37,7 +37,7 @@ def _mount(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> Mou
     bucket = plan["bucket"]
     try:
         if plan["infrastructure-service"] == LOCAL_STORAGE:
-            store = DirectoryStore(objects_root(services.settings["data-dir"]), services.keys.signing, "")
+            store = embedded_store(services.settings["data-dir"], services.keys.signing, "")
             store.ensure_bucket(bucket)
             path = store.local_path(bucket)
         else:
@@ -54,10 +54,7 @@ def _stage(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> str
         cred = tx.get(plan["credential"])
     if infra is None or cred is None or cred.get("parent") != infra_id:
         raise ActionFailed(f"cannot mount bucket '{bucket}': the credential for {infra_id} is gone")
-    store = object_store(infra["endpoint"], cred.get("access-key", ""),
-                         services.keys.cipher.decrypt(cred.get("secret-key", "")),
-                         data_dir=services.settings["data-dir"], signing_key=services.keys.signing,
-                         public_base=public_base_of(services))
+    store = store_of(services, infra, cred, public_base_of(services))
     root = os.path.join(_staging(services, dep), bucket)
     for key in plan.get("objects") or []:
         path = os.path.normpath(os.path.join(root, key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from datetime import datetime, timezone
@@ -19,6 +20,8 @@ from ...resources.deployment_parameter import upsert
 from ...resources.session import end_sessions
 from ..engines import driver_for
 from . import ActionFailed, JobContext, action, data_mounts
+
+log = logging.getLogger("dockyard.jobs")
 
 
 def _load(ctx: JobContext) -> dict[str, Any]:
@@ -134,19 +137,39 @@ def task_summary(status: Any) -> dict[str, Any]:
 
 
 def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
+    """Start (or update: replace) the deployment's container. Any failure fails the job, which moves the
+    deployment to ERROR (``deployments.job_ended``); a failed start first removes what it made."""
     dep = _load(ctx)
     if dep["state"] not in from_states:
         return f"nothing to {verb}: {dep['id']} is {dep['state']}"
     try:
-        driver = driver_for(ctx.services, dep["infrastructure-service"])
-        create_parameters(ctx, dep, hostname(ctx, _endpoint(ctx, dep)))
-        ctx.progress(10)
-        t0 = time.monotonic()
-        result = driver.start(task_spec(ctx, dep))
-    except DriverError as exc:
-        deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.ERROR,
-                               status_message=exc.message)
-        raise ActionFailed(exc.message) from None
+        return _deploy(ctx, dep, verb, from_states)
+    except Exception as exc:
+        if verb == "start":
+            _undo_start(ctx, dep)
+        if isinstance(exc, DriverError):
+            raise ActionFailed(exc.message) from exc
+        raise
+
+
+def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
+    """Remove the container and the staged data a failed start may have left (unless another worker runs the
+    job now: they are its own). Cleanup must not hide the failure that called it: its own is only logged."""
+    if ctx.lost.is_set():
+        return
+    data_mounts.discard(ctx.services, dep)
+    try:
+        driver_for(ctx.services, dep["infrastructure-service"]).destroy(dep["id"])
+    except Exception as exc:
+        log.warning("cleaning up the failed start of %s failed: %s", dep["id"], exc)
+
+
+def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozenset[str]) -> str:
+    driver = driver_for(ctx.services, dep["infrastructure-service"])
+    create_parameters(ctx, dep, hostname(ctx, _endpoint(ctx, dep)))
+    ctx.progress(10)
+    t0 = time.monotonic()
+    result = driver.start(task_spec(ctx, dep))
     if ctx.lost.is_set():
         return "lease lost"
     publish(ctx, dep, result)
@@ -191,10 +214,8 @@ def stop_deployment(ctx: JobContext) -> str:
         ctx.progress(10)
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
         driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
-    except DriverError as exc:
-        deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
-                               state=deployments.ERROR, status_message=exc.message)
-        raise ActionFailed(exc.message) from None
+    except DriverError as exc:  # the job fails, and so the deployment is in ERROR (deployments.job_ended)
+        raise ActionFailed(exc.message) from exc
     with ctx.services.store.write() as tx:
         for cred in tx.find_all("credential", "parent", dep["id"]):
             end_sessions(tx, "credential", cred["id"])
