@@ -78,4 +78,3 @@ def test_hash_and_check_leave_the_store_writable(services, writable_during):
         user = tx.get(reply.body["resource-id"])
         cred = tx.get(user["credential-password"])
     assert crypto.verify_password(cred["hash"], "a-long-password")
-
