@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import stat
+import tempfile
 import threading
 import time
 import uuid
@@ -485,6 +486,22 @@ def test_tls_engine_runs_containers_with_a_client_certificate(tls_pems, tls_endp
         assert remote.inspect(deployment_id) == []
     assert result.status.task_id
     assert not os.path.exists(tls_dir)
+
+
+def test_tls_files_go_when_the_engine_does_not_answer(tls_pems, tmp_path, monkeypatch):
+    """The key is written to disk for the SDK only while a client uses it: a connection that failed before
+    a client existed left one more copy of the key in /tmp per attempt (hundreds, with a reconciler
+    retrying an unreachable engine)."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where mkdtemp puts the TLS directory
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{closed.getsockname()[1]}"
+    with DockerDriver(endpoint, TlsMaterial(tls_pems.client_cert, tls_pems.client_key), timeout=5) as remote:
+        assert not remote.check().reachable
+        with pytest.raises(DriverError) as caught:
+            remote.inspect("deployment/none")
+        assert caught.value.reason == "engine-unavailable"
+        assert os.listdir(tmp_path) == []
 
 
 UNVERIFIED = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -127,7 +127,13 @@ class DockerDriver(Driver):
                 tls: docker.tls.TLSConfig | bool = False
                 if self._tls is not None:
                     self._tls_dir, tls = _tls_config(self._tls)
-                self._client = _EngineClient(base_url=self.endpoint, version="auto", timeout=self.timeout, tls=tls)
+                try:
+                    self._client = _EngineClient(base_url=self.endpoint, version="auto", timeout=self.timeout,
+                                                 tls=tls)
+                except BaseException:  # an engine that does not answer: its key must not stay on disk
+                    _forget(None, self._tls_dir)
+                    self._tls_dir = ""
+                    raise
                 self._cleanup.detach()
                 self._cleanup = weakref.finalize(self, _forget, self._client, self._tls_dir)
             return self._client
