@@ -6,7 +6,8 @@ a type overrides only the hooks where it differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,10 +52,21 @@ class Ctx:
     client_ip: str | None = None
     # values one hook hands to a later hook of the same request
     scratch: dict[str, Any] = field(default_factory=dict)
+    # what must be stored with the request's next change, in its transaction (an action's audit event)
+    with_change: list[Callable[["Tx"], None]] = field(default_factory=list)
 
     @property
     def store(self) -> "Store":
         return self.services.store
+
+    @contextmanager
+    def write(self) -> Iterator["Tx"]:
+        """A write transaction of this request. What waits in ``with_change`` is written in it just before it
+        commits, so that a change and its audit event are stored together or not at all."""
+        with self.services.store.write() as tx:
+            yield tx
+            while self.with_change:
+                self.with_change.pop(0)(tx)
 
     @property
     def endpoint(self) -> str:

@@ -1,7 +1,8 @@
 """The generic CIMI operations, for every resource type: add, retrieve, edit, delete, search, actions.
 
 Each runs in one store transaction, so a failure anywhere stores nothing; the audit event of a change is
-written in the same transaction as the change.
+written in the same transaction as the change. An action writes through ``ctx.write()``, which stores the
+action's event with whatever the action changes (a refused action records its failure apart).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ..core.time import now_ts
 from ..store.db import Tx
 from ..store.query import Query
 from . import events
-from .base import Ctx, ResourceType, Reply
+from .base import Action, Ctx, ResourceType, Reply
 from .params import SearchParams
 
 PROTECTED_KEYS = frozenset({"id", "resource-type", "created", "updated", "acl", "operations"})
@@ -84,7 +85,7 @@ def add(ctx: Ctx, rtype: ResourceType, body: Any) -> Reply:
     if not acls.collection_allows(rtype.collection_acl, ctx.authn, "add"):
         raise Forbidden.for_resource(None)  # a collection ACL has no id: "credentials required"
     rtype.before_write(ctx, body)
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         doc = rtype.prepare(ctx, tx, _strip_input(rtype, body) if not rtype.templated else body)
         doc = insert(ctx, tx, rtype, doc)
         reply = Reply(201, {"status": 201, "message": f"{doc['id']} created", "resource-id": doc["id"]},
@@ -137,7 +138,7 @@ def edit(ctx: Ctx, rtype: ResourceType, rid: str, body: Any, select: list[str] |
          patch: bool = False) -> dict[str, Any]:
     if not rtype.editable:
         raise Forbidden.for_resource(rid)
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         old, rights = load_visible(ctx, tx, rtype, rid, for_update=True)
         if not acls.can_edit(rights):
             raise Forbidden.for_resource(rid)
@@ -194,7 +195,7 @@ def delete(ctx: Ctx, rtype: ResourceType, rid: str, options: dict[str, Any] | No
     """``options``: the request's body, for types whose deletion takes some (``before_delete`` reads
     ``ctx.scratch["delete-options"]``)."""
     ctx.scratch["delete-options"] = options or {}
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         doc, rights = load_visible(ctx, tx, rtype, rid, for_update=True)
         if "delete" not in rights:
             raise Forbidden.for_resource(rid)
@@ -263,7 +264,7 @@ def bulk_delete(ctx: Ctx, rtype: ResourceType, params: SearchParams) -> Reply:
     query = Query(rtype.name, params.filter, claims, acl_paths=("acl/owners", "acl/delete"))
     deleted: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         for doc in tx.get_many(tx.ids(query)):
             if not rtype.can_delete(doc):
                 failures.append({"id": doc["id"], "message": f"{doc['id']} cannot be deleted in its current state"})
@@ -284,19 +285,29 @@ def action(ctx: Ctx, rtype: ResourceType, rid: str, name: str, body: Any, method
         raise UnknownAction(f"undefined action ({method.lower()}, [{rtype.name} {name}]) for {uri}", rid)
     with ctx.store.read() as tx:
         doc, rights = load_visible(ctx, tx, rtype, rid)
-    if act.right not in rights:
-        raise Forbidden.for_resource(rid)
-    if not act.available(doc):
-        raise Conflict(act.refusal(doc) if act.refusal else f"operation '{name}' not allowed on {rid}", rid)
-    body = {} if body is None else _object_body(body)
     try:
-        reply = act.fn(ctx, rtype, doc, body)
+        reply = _run_action(ctx, rtype, act, doc, rights, body)
     except DockyardError as exc:
+        ctx.with_change.clear()
         events.record_failure(ctx, name, rid, exc)
         raise
-    with ctx.store.write() as tx:
-        events.record(ctx, tx, "action", doc, name=name)
+    if ctx.with_change:  # the action changed nothing (a download): its event is stored alone
+        with ctx.write():
+            pass
     if ctx.scratch.get("new-jobs"):
         ctx.services.wake_workers()
     return reply
 
+
+def _run_action(ctx: Ctx, rtype: ResourceType, act: Action, doc: dict[str, Any], rights: frozenset[str],
+                body: Any) -> Reply:
+    """Check and run one action. Its audit event waits in ``ctx.with_change``: the action's own write
+    transaction (``ctx.write()``) stores it with the change, or a failure drops it with the change."""
+    rid = doc["id"]
+    if act.right not in rights:
+        raise Forbidden.for_resource(rid)
+    if not act.available(doc):
+        raise Conflict(act.refusal(doc) if act.refusal else f"operation '{act.name}' not allowed on {rid}", rid)
+    body = {} if body is None else _object_body(body)
+    ctx.with_change.append(lambda tx: events.record(ctx, tx, "action", doc, name=act.name))
+    return act.fn(ctx, rtype, doc, body)

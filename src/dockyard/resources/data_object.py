@@ -204,7 +204,7 @@ def _ttl(body: dict[str, Any]) -> int:
 
 
 def _transition(ctx: Ctx, doc: dict[str, Any], allowed: tuple[str, ...], action: str, **fields: Any) -> None:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = tx.get(doc["id"], for_update=True)
         if current is None:
             raise NotFound.for_resource(doc["id"])

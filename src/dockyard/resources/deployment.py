@@ -285,7 +285,7 @@ def new_api_key(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> dict[str, str]:
 
 
 def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = _locked(ctx, tx, doc, STARTABLE, "start")
         if current["state"] == STOPPED:
             for param in of_deployment(tx, current["id"]):
@@ -315,7 +315,7 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
     payload = {k: bool(body[k]) for k in ("delete", "remove-volumes", "remove-images") if k in body}
     if payload.get("delete") and not acls.has(doc["acl"], ctx.authn, "delete"):
         raise Forbidden.for_resource(doc["id"])  # as Nuvla: deleting after the stop needs the delete right
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = _locked(ctx, tx, doc, STOPPABLE, "stop")
         job = jobs.create(ctx, tx, "stop_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
                           payload=payload, priority=JOB_PRIORITY)
@@ -324,7 +324,7 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
 
 
 def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = _locked(ctx, tx, doc, UPDATABLE, "update")
         check_host_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts
         job = jobs.create(ctx, tx, "update_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
@@ -335,7 +335,7 @@ def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, A
 
 def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     """Deletes in any state. The engine's containers go too, through a job, so nothing is leaked."""
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = tx.get(doc["id"], for_update=True)
         if current is None:
             raise NotFound.for_resource(doc["id"])
@@ -350,7 +350,7 @@ def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
 def create_log(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     from .resource_log import create_for
 
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         log = create_for(ctx, tx, doc, body)
     return Reply(201, {"status": 201, "message": f"{log['id']} created", "resource-id": log["id"]},
                  {"Location": log["id"]})
@@ -374,7 +374,7 @@ def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
     base = doc["module"]["id"]
     if not isinstance(href_, str) or split_version(href_)[0] != base or split_version(href_)[1] is None:
         raise BadRequest("invalid module-href")
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         current = tx.get(doc["id"], for_update=True)
         module = resolve_module(ctx, tx, href_)
         new = _set(ctx, tx, current, module=module)

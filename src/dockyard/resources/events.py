@@ -1,6 +1,8 @@
 """The audit trail: an ``event`` resource for each add, edit, delete and action (who, what, when, success).
 
 A successful change writes its event in the change's own transaction; a refused one writes it apart.
+Types with ``log_events = False`` (jobs, templates) skip the events of the adds, edits and deletes their
+own machinery makes; an action is always someone's request (cancelling a job) and is always recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ SEVERITY = {"add": "low", "edit": "low", "delete": "medium", "action": "low"}
 def _event(ctx: "Ctx", category: str, target: str, owners: list[str], success: bool,
            name: str | None, message: str | None = None) -> dict[str, Any] | None:
     rtype = ctx.services.types.get(target.split("/", 1)[0])
-    if rtype is not None and not rtype.log_events:
+    if rtype is not None and not rtype.log_events and category != "action":
         return None
     ts = now_ts()
     viewers = sorted({p for p in [ctx.authn.active_claim, *owners] if p and p != ADMIN})

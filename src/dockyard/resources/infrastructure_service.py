@@ -143,7 +143,7 @@ def new_check_job(ctx: Ctx, tx: Tx, cred_id: str) -> dict[str, Any]:
 
 
 def credential_check(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         job = new_check_job(ctx, tx, doc["id"])
     return Reply(202, {"status": 202, "message": f"checking {doc['id']} with async {job['id']}",
                        "resource-id": doc["id"], "location": job["id"]}, {"Location": job["id"]})

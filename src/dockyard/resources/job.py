@@ -110,7 +110,7 @@ def job_acl(owner: str) -> dict[str, list[str]]:
 
 
 def cancel(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         job = tx.get(doc["id"], for_update=True)
         if job is None:
             raise NotFound.for_resource(doc["id"])

@@ -58,7 +58,7 @@ def create_for(ctx: Ctx, tx: Tx, deployment: dict[str, Any], body: dict[str, Any
 
 
 def fetch(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         parent = tx.get(doc["parent"])
         if parent is None or not acls.has(parent["acl"], ctx.authn, "manage"):
             raise BadRequest(f"{doc['parent']} cannot be managed by you") if parent else \

@@ -226,7 +226,7 @@ def switch_group(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
     user = doc["user"]
     if not isinstance(claim, str):
         raise BadRequest("switch-group needs 'claim': a group id or your own user id")
-    with ctx.store.write() as tx:
+    with ctx.write() as tx:
         groups = group_claims(tx, user) if user.startswith("user/") else []
         if claim != user and claim not in groups:
             raise Forbidden(f"switch group not allowed to {claim}", doc["id"])
