@@ -27,6 +27,7 @@ def _sh(container, script):
 def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, images, docker_client):
     api, _ = new_user(sqlite_server)
     volume = f"dyt-vol-{uuid.uuid4().hex[:8]}"
+    engine_name = None
     try:
         dep_id = deploy(api, component(api, images["app"], mounts=[
             {"mount-type": "volume", "source": volume, "target": "/work"},
@@ -35,6 +36,8 @@ def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, im
         start(api, dep_id)
         wait_state(api, dep_id, "STARTED")
         box = _container(docker_client, dep_id)
+        [engine_name] = {m["Name"] for m in box.attrs["Mounts"] if m["Type"] == "volume"}
+        assert engine_name.endswith("-" + volume)  # the owner's own volume: see test_tenancy
         assert _sh(box, "echo kept > /work/note && cat /frozen/note") == (0, "kept\n")
         assert _sh(box, "echo no > /frozen/other")[0] != 0  # read-only
         code, mounts = _sh(box, "cat /proc/mounts")
@@ -42,10 +45,10 @@ def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, im
         api.operation(api.get(dep_id), "stop")
         wait_state(api, dep_id, "STOPPED")
         # a named volume outlives its container, as with docker run
-        assert docker_client.volumes.get(volume).name == volume
+        assert docker_client.volumes.get(engine_name).name == engine_name
     finally:
         try:
-            docker_client.volumes.get(volume).remove(force=True)
+            docker_client.volumes.get(engine_name or volume).remove(force=True)
         except Exception:  # noqa: BLE001 - the test may have failed before the volume existed
             pass
 

@@ -1,4 +1,9 @@
-"""From an infrastructure-service to a driver: endpoint, decrypted TLS material, one driver per engine."""
+"""From an engine credential to a driver: its engine's endpoint, its own decrypted TLS material, one driver each.
+
+A driver is always opened with one named credential: a deployment's own (its ``parent``, as in Nuvla), or
+the credential being checked. An engine may carry several credentials of several users; taking whichever
+comes first would let one user act with another's TLS key.
+"""
 
 from __future__ import annotations
 
@@ -10,25 +15,30 @@ from ..drivers import TlsMaterial, get_driver
 from ..drivers.base import Driver, DriverError
 from ..resources.base import Services
 
+ENGINE_CREDENTIAL = "infrastructure-service-swarm"
+
 _cache: dict[tuple[str, str], Driver] = {}
 _lock = threading.Lock()
 
 
-def engine_of(services: Services, infra_id: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The infrastructure-service and the engine credential that goes with it (if any)."""
+def engine_of(services: Services, credential_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The engine credential ``credential_id`` and the infrastructure-service it opens."""
     with services.store.read() as tx:
-        infra = tx.get(infra_id)
-        if infra is None:
-            raise DriverError(f"the engine {infra_id} is no longer registered", reason="engine-unavailable")
-        creds = [c for c in tx.find_all("credential", "parent", infra_id)
-                 if c.get("subtype") == "infrastructure-service-swarm"]
-    return infra, (creds[0] if creds else None)
+        cred = tx.get(credential_id) if credential_id else None
+        if cred is None or cred.get("subtype") != ENGINE_CREDENTIAL:
+            raise DriverError(f"the engine credential {credential_id or '(none)'} is no longer registered",
+                              reason="engine-unavailable")
+        infra = tx.get(cred.get("parent", ""))
+    if infra is None:
+        raise DriverError(f"the engine {cred.get('parent')} is no longer registered", reason="engine-unavailable")
+    return infra, cred
 
 
-def driver_for(services: Services, infra_id: str) -> Driver:
-    infra, cred = engine_of(services, infra_id)
+def driver_for(services: Services, credential_id: str) -> Driver:
+    """The driver that speaks to the credential's engine with that credential's TLS material."""
+    infra, cred = engine_of(services, credential_id)
     tls = None
-    if cred is not None and cred.get("cert"):
+    if cred.get("cert"):
         ca = cred.get("ca") or ""
         # with a CA the engine's certificate is checked; without one it cannot be (Nuvla never checks)
         tls = TlsMaterial(cert=cred["cert"], key=services.keys.cipher.decrypt(cred.get("key", "")), ca=ca,

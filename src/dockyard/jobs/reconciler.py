@@ -23,7 +23,7 @@ from ..store import filter as cimi_filter
 from ..store.db import Tx
 from ..store.query import Query
 from .actions.deployment import task_summary
-from .engines import driver_for
+from .engines import ENGINE_CREDENTIAL, driver_for
 
 log = logging.getLogger("dockyard.reconciler")
 WATCHED = frozenset({deployments.STARTED, deployments.ERROR})
@@ -56,66 +56,70 @@ class Reconciler:
                 log.exception("sweep failed")
             self._stop.event.wait(self.interval)
 
-    def engines(self) -> list[str]:
+    def engines(self) -> list[tuple[str, str]]:
+        """Each engine credential as (credential, its engine): an engine is seen through every key to it."""
         with self.services.store.read() as tx:
-            return [doc["id"] for doc in tx.search(Query("infrastructure-service",
-                                                         cimi_filter.parse("subtype='swarm'"))).docs]
+            creds = tx.search(Query("credential", cimi_filter.parse(f"subtype='{ENGINE_CREDENTIAL}'"))).docs
+        return [(cred["id"], cred["parent"]) for cred in creds if cred.get("parent")]
 
     def sweep(self) -> None:
-        for infra_id in self.engines():
-            self._watch(infra_id)
+        for cred_id, infra_id in self.engines():
+            self._watch(cred_id)
             try:
-                driver = driver_for(self.services, infra_id)
-                held = driver.managed()
+                held = driver_for(self.services, cred_id).managed()
             except DriverError as exc:
-                log.info("engine %s unavailable for the sweep: %s", infra_id, exc.message)
+                log.info("engine %s unavailable for the sweep with %s: %s", infra_id, cred_id, exc.message)
                 continue
-            with self.services.store.read() as tx:
-                active = tx.search(Query("deployment", cimi_filter.parse(
-                    f"infrastructure-service='{infra_id}' and (state='STARTED' or state='ERROR' "
-                    "or state='STARTING' or state='STOPPING' or state='UPDATING')"))).docs
-            known = {d["id"]: d for d in active}
-            for dep_id in set(held) - set(known):
+            active = self._active()  # read after the engine: a container just made has its deployment active
+            # an orphan belongs to no active deployment at all: one engine may be registered under several
+            # services (and keys), so "not a deployment of this service" would take others' containers
+            for dep_id in set(held) - {d["id"] for d in active}:
                 log.info("removing orphaned containers of %s", dep_id)
                 try:
-                    driver.destroy(dep_id)
+                    driver_for(self.services, cred_id).destroy(dep_id)
                 except DriverError as exc:
                     log.warning("could not remove orphans of %s: %s", dep_id, exc.message)
             for dep in active:
-                if dep["state"] in WATCHED:
-                    self.reconcile(dep["id"], infra_id)
+                if dep["state"] in WATCHED and dep.get("parent") == cred_id:
+                    self.reconcile(dep["id"])
+
+    def _active(self) -> list[dict[str, Any]]:
+        with self.services.store.read() as tx:
+            return tx.search(Query("deployment", cimi_filter.parse(
+                "state='STARTED' or state='ERROR' or state='STARTING' or state='STOPPING' "
+                "or state='UPDATING'"))).docs
 
     # -- events ------------------------------------------------------------------------------------
 
-    def _watch(self, infra_id: str) -> None:
-        thread = self._watchers.get(infra_id)
+    def _watch(self, cred_id: str) -> None:
+        thread = self._watchers.get(cred_id)
         if thread is not None and thread.is_alive():
             return
-        thread = threading.Thread(target=self._events, args=(infra_id,), name=f"dockyard-events-{infra_id}",
+        thread = threading.Thread(target=self._events, args=(cred_id,), name=f"dockyard-events-{cred_id}",
                                   daemon=True)
-        self._watchers[infra_id] = thread
+        self._watchers[cred_id] = thread
         thread.start()
 
-    def _events(self, infra_id: str) -> None:
+    def _events(self, cred_id: str) -> None:
         while not self._stop.is_set():
             try:
-                for event in driver_for(self.services, infra_id).events(self._stop):
-                    self.reconcile(event.deployment_id, infra_id)
+                for event in driver_for(self.services, cred_id).events(self._stop):
+                    self.reconcile(event.deployment_id)
             except DriverError as exc:
-                log.info("event stream of %s ended: %s", infra_id, exc.message)
+                log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
-                log.exception("event stream of %s failed", infra_id)
+                log.exception("event stream through %s failed", cred_id)
             self._stop.event.wait(2.0)
 
     # -- one deployment ----------------------------------------------------------------------------
 
-    def reconcile(self, deployment_id: str, infra_id: str) -> None:
+    def reconcile(self, deployment_id: str) -> None:
         with self.services.store.read() as tx:
             dep = tx.get(deployment_id)
         if dep is None or dep["state"] not in WATCHED:
             return
         try:
-            tasks = driver_for(self.services, infra_id).inspect(deployment_id)
+            tasks = driver_for(self.services, dep["parent"]).inspect(deployment_id)
         except DriverError as exc:
             log.info("cannot inspect %s: %s", deployment_id, exc.message)
             return

@@ -23,6 +23,7 @@ from . import crud, deployment_data
 from . import job as jobs
 from .attributes import COMMON, Attr, any_map, href, list_of, one_of, string, text
 from .base import Action, Ctx, ResourceType, Reply
+from .deployment_mounts import check_mounts
 from .deployment_parameter import DEPLOYMENT_ROLE, of_deployment, parameter_acl
 from .module import split_version
 from .session import end_sessions
@@ -198,39 +199,6 @@ def resolve_infrastructure(ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
     doc["credential-name"] = cred.get("name", cred_id)
 
 
-def check_host_mounts(ctx: Ctx, tx: Tx, dep: dict[str, Any]) -> None:
-    """Refuse host paths on the machine Dockyard runs on, unless an admin starts the deployment.
-
-    A bind mount (or a volume whose options bind a host path) reaches into the engine's host. On an engine
-    behind a ``unix://`` socket, that host is Dockyard's own: its Docker socket and its data dir (the
-    database and the master key) would be one mount away for any user. Remote engines are the users' own
-    machines, reached with their own TLS keys, and keep Nuvla's freedom.
-    """
-    if ctx.authn.is_admin:
-        return
-    infra = tx.get(dep.get("infrastructure-service") or "") or {}
-    if not str(infra.get("endpoint", "")).startswith("unix://"):
-        return
-    for mount in dep["module"].get("content", {}).get("mounts") or []:
-        path = _host_path(mount)
-        if path:
-            raise Forbidden(f"mount at '{mount.get('target')}' uses the host path '{path}': on "
-                            f"{infra.get('name') or infra.get('id')}, the machine Dockyard runs on, only an "
-                            f"administrator may mount host paths; use a volume, or an engine of your own",
-                            dep["id"])
-
-
-def _host_path(mount: dict[str, Any]) -> str | None:
-    if mount.get("mount-type") == "bind":
-        return str(mount.get("source") or "(no source)")
-    options = mount.get("volume-options") or {}
-    device = str(options.get("device", ""))
-    if "bind" in str(options.get("o", "")).split(",") or options.get("type") in ("none", "bind") or \
-            device.startswith("/"):
-        return device or "(volume options)"
-    return None
-
-
 def delete_children(tx: Tx, deployment_id: str) -> None:
     deployment_data.revoke(tx, deployment_id)
     for child_type in ("credential", "deployment-parameter", "resource-log"):
@@ -293,7 +261,7 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
         for old_key in tx.find_all("credential", "parent", current["id"]):
             end_sessions(tx, "credential", old_key["id"])
             tx.delete(old_key["id"])
-        check_host_mounts(ctx, tx, current)
+        check_mounts(ctx, tx, current)
         selection = deployment_data.resolve(ctx, tx, current)
         deployment_data.grant(tx, current["id"], selection)
         creds = new_api_key(ctx, tx, current)
@@ -326,7 +294,7 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
 def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     with ctx.write() as tx:
         current = _locked(ctx, tx, doc, UPDATABLE, "update")
-        check_host_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts
+        check_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts
         job = jobs.create(ctx, tx, "update_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
                           priority=JOB_PRIORITY)
         _set(ctx, tx, current, state=UPDATING)
@@ -341,7 +309,8 @@ def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
             raise NotFound.for_resource(doc["id"])
         if current["state"] not in DELETABLE:
             jobs.create(ctx, tx, "destroy_deployment", current["id"], acl=jobs.job_acl(ADMIN),
-                        payload={"infrastructure-service": current.get("infrastructure-service")},
+                        payload={"infrastructure-service": current.get("infrastructure-service"),
+                                 "credential": current.get("parent")},
                         priority=JOB_PRIORITY)
         crud.remove(ctx, tx, rtype, current, force=True)
     return Reply(200, {"status": 200, "message": f"{doc['id']} deleted", "resource-id": doc["id"]})

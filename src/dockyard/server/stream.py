@@ -202,7 +202,7 @@ def follow(ctx: Ctx, rid: str, tail: int | None) -> tuple[Iterator[str], StopSig
         raise Conflict(f"{rid} has no container to follow in state {doc['state']}", rid)
     stop = StopSignal()
     try:
-        lines = driver_for(ctx.services, doc["infrastructure-service"]).follow_logs(rid, stop, tail=tail)
+        lines = driver_for(ctx.services, doc["parent"]).follow_logs(rid, stop, tail=tail)
     except DriverError as exc:
         raise DockyardError(exc.message, rid) from exc
     return lines, stop

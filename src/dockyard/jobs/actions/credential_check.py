@@ -16,7 +16,7 @@ def credential_check(ctx: JobContext) -> str:
         cred = tx.get(ctx.target)
     if cred is None:
         raise ActionFailed(f"{ctx.target} no longer exists")
-    info = driver_for(ctx.services, cred["parent"]).check()
+    info = driver_for(ctx.services, cred["id"]).check()
     status = "VALID" if info.reachable else ("INVALID" if "tls" in info.message.lower() else "UNKNOWN")
     ictx = Ctx(ctx.services, INTERNAL)
     with ctx.services.store.write() as tx:

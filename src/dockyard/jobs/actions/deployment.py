@@ -16,6 +16,7 @@ from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, Res
 from ...resources import deployment as deployments
 from ...resources import deployment_data
 from ...resources.base import Ctx
+from ...resources.deployment_mounts import is_local, volume_name
 from ...resources.deployment_parameter import upsert
 from ...resources.session import end_sessions
 from ..engines import driver_for
@@ -79,7 +80,8 @@ def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
     content = dep["module"]["content"]
     ports = tuple(PortSpec(p["target-port"], p.get("protocol", "tcp"), p.get("published-port"))
                   for p in content.get("ports", []))
-    mounts = tuple(MountSpec(m["mount-type"], m["target"], m.get("source"), bool(m.get("read-only")),
+    shared = is_local(_endpoint(ctx, dep))
+    mounts = tuple(MountSpec(m["mount-type"], m["target"], _source(dep, m, shared), bool(m.get("read-only")),
                              tuple(sorted((m.get("volume-options") or {}).items())))
                    for m in content.get("mounts", [])) + data_mounts.mounts_for(ctx.services, dep)
     policy = content.get("restart-policy") or {}
@@ -93,6 +95,14 @@ def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
                 (LABEL_INSTANCE, ctx.services.extras.get("instance-id", ""))),
         registry_auth=_registry_auth(ctx, dep), publish_ip=ctx.services.settings["publish-ip"],
     )
+
+
+def _source(dep: dict[str, Any], mount: dict[str, Any], shared: bool) -> str | None:
+    """A named volume on a shared engine is its owner's own (see ``resources.deployment_mounts``)."""
+    source = mount.get("source")
+    if shared and mount["mount-type"] == "volume" and source:
+        return volume_name(dep.get("owner") or dep["id"], source)
+    return source
 
 
 def _registry_auth(ctx: JobContext, dep: dict[str, Any]) -> RegistryAuth | None:
@@ -159,13 +169,13 @@ def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
         return
     data_mounts.discard(ctx.services, dep)
     try:
-        driver_for(ctx.services, dep["infrastructure-service"]).destroy(dep["id"])
+        driver_for(ctx.services, dep["parent"]).destroy(dep["id"])
     except Exception as exc:
         log.warning("cleaning up the failed start of %s failed: %s", dep["id"], exc)
 
 
 def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozenset[str]) -> str:
-    driver = driver_for(ctx.services, dep["infrastructure-service"])
+    driver = driver_for(ctx.services, dep["parent"])
     create_parameters(ctx, dep, hostname(ctx, _endpoint(ctx, dep)))
     ctx.progress(10)
     t0 = time.monotonic()
@@ -210,7 +220,7 @@ def stop_deployment(ctx: JobContext) -> str:
         return f"nothing to stop: {dep['id']} is {dep['state']}"
     payload = ctx.payload
     try:
-        driver = driver_for(ctx.services, dep["infrastructure-service"])
+        driver = driver_for(ctx.services, dep["parent"])
         ctx.progress(10)
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
         driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
@@ -230,11 +240,11 @@ def stop_deployment(ctx: JobContext) -> str:
 
 @action("destroy_deployment")
 def destroy_deployment(ctx: JobContext) -> str:
-    infra = ctx.payload.get("infrastructure-service")
-    if not infra:
+    credential = ctx.payload.get("credential")
+    if not credential:
         return "no engine to clean"
     try:
-        driver_for(ctx.services, infra).destroy(ctx.target)
+        driver_for(ctx.services, credential).destroy(ctx.target)
     except DriverError as exc:
         raise ActionFailed(exc.message) from None
     return f"removed what {ctx.target} had on its engine"

@@ -20,7 +20,7 @@ def fetch_deployment_log(ctx: JobContext) -> str:
         raise ActionFailed(f"{ctx.target} or its deployment no longer exists")
     since = log.get("last-timestamp") or log.get("since")
     try:
-        lines = driver_for(ctx.services, dep["infrastructure-service"]).logs(
+        lines = driver_for(ctx.services, dep["parent"]).logs(
             dep["id"], since=since, tail=log.get("lines", DEFAULT_LINES))
     except DriverError as exc:
         lines = []
