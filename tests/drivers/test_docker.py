@@ -6,7 +6,6 @@ import http.server
 import os
 import re
 import socket
-import stat
 import tempfile
 import threading
 import time
@@ -466,18 +465,35 @@ def tls_endpoint(tls_pems):
         yield endpoint
 
 
+def files_holding(text: str, root: str) -> list[str]:
+    """Files under ``root`` (small ones: a PEM key is a few KiB) whose bytes contain ``text``."""
+    needle = text.encode()
+    found = []
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            try:
+                if os.path.isfile(path) and not os.path.islink(path) and os.path.getsize(path) < 1 << 20:
+                    with open(path, "rb") as handle:
+                        if needle in handle.read():
+                            found.append(path)
+            except OSError:  # gone meanwhile, or not ours to read
+                continue
+    return found
+
+
 def test_tls_engine_runs_containers_with_a_client_certificate(tls_pems, tls_endpoint, busybox, name,
                                                              deployment_id):
     # as Nuvla credentials store them: PEM text, here with literal "\n" sequences
     material = TlsMaterial(cert=tls_pems.client_cert.replace("\n", "\\n"), key=tls_pems.client_key, ca=tls_pems.ca)
+    key_line = tls_pems.client_key.splitlines()[1]  # a line of the key's base64, found in no other text
     with DockerDriver(tls_endpoint, material, timeout=10) as remote:
         assert remote.check().reachable
-        tls_dir = remote._tls_dir
-        assert stat.S_IMODE(os.stat(tls_dir).st_mode) == 0o700
-        assert {stat.S_IMODE(os.stat(os.path.join(tls_dir, f)).st_mode) for f in os.listdir(tls_dir)} == {0o600}
         result = remote.start(TaskSpec(deployment_id, name, busybox, command=("sh", "-c", "echo over tls")))
         wait_for(lambda: remote.inspect(deployment_id)[0].state == EXITED)
         assert remote.logs(deployment_id, timestamps=False) == ["over tls"]
+        # connected, with several connections made: the key in clear is in no file, in /tmp or elsewhere
+        assert files_holding(key_line, tempfile.gettempdir()) == []
         stop = StopSignal()
         events = remote.events(stop)
         stop.set()
@@ -485,7 +501,22 @@ def test_tls_engine_runs_containers_with_a_client_certificate(tls_pems, tls_endp
         remote.destroy(deployment_id)
         assert remote.inspect(deployment_id) == []
     assert result.status.task_id
-    assert not os.path.exists(tls_dir)
+    assert files_holding(key_line, tempfile.gettempdir()) == []
+    with DockerDriver(tls_endpoint, material, timeout=10) as again:  # closed, it connects again when used
+        again.close()
+        assert again.check().reachable
+
+
+def test_an_unusable_tls_credential_is_refused_with_a_clear_error(tls_endpoint):
+    with DockerDriver(tls_endpoint, TlsMaterial(cert="CERT", key="KEY"), timeout=5) as remote:
+        info = remote.check()
+        with pytest.raises(DriverError) as caught:
+            remote.inspect("deployment/none")
+    assert not info.reachable
+    assert info.message == caught.value.message == (
+        f"TLS with the Docker engine at {tls_endpoint} failed: the client certificate and key cannot be "
+        "loaded (not PEM text of a certificate and its private key)")
+    assert caught.value.reason == "engine-tls"
 
 
 def test_tls_files_go_when_the_engine_does_not_answer(tls_pems, tmp_path, monkeypatch):

@@ -33,7 +33,7 @@ import logging
 import math
 import os
 import re
-import shutil
+import ssl
 import tempfile
 import threading
 import weakref
@@ -43,10 +43,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 import docker
+import docker.constants
 import docker.errors
-import docker.tls
 import docker.types
 import requests
+import requests.adapters
 
 from dockyard.core.time import format_ts, now_ts, parse_ts
 from dockyard.drivers import TlsMaterial
@@ -99,20 +100,18 @@ class DockerDriver(Driver):
         self.timeout = timeout
         self.instance = instance
         self._tls = tls
-        self._tls_dir = ""
         self._client: docker.APIClient | None = None
         self._ncpu: int | None = None
         self._lock = threading.Lock()
-        self._cleanup = weakref.finalize(self, _forget, None, "")
+        self._cleanup = weakref.finalize(self, _forget, None)
 
     # -- connection ---------------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection and remove the TLS files. The driver reconnects if used again."""
+        """Close the connection. The driver reconnects if used again."""
         with self._lock:
             self._client = None
             self._cleanup()
-            self._tls_dir = ""
 
     def __enter__(self) -> DockerDriver:
         return self
@@ -121,21 +120,13 @@ class DockerDriver(Driver):
         self.close()
 
     def _api(self) -> docker.APIClient:
-        """The SDK client, made on first use; ``version="auto"`` asks the engine, so this may raise."""
+        """The SDK client, made on first use; it asks the engine its API version, so this may raise."""
         with self._lock:
             if self._client is None:
-                tls: docker.tls.TLSConfig | bool = False
-                if self._tls is not None:
-                    self._tls_dir, tls = _tls_config(self._tls)
-                try:
-                    self._client = _EngineClient(base_url=self.endpoint, version="auto", timeout=self.timeout,
-                                                 tls=tls)
-                except BaseException:  # an engine that does not answer: its key must not stay on disk
-                    _forget(None, self._tls_dir)
-                    self._tls_dir = ""
-                    raise
+                context = _tls_context(self._tls, self.endpoint) if self._tls is not None else None
+                self._client = _EngineClient(self.endpoint, self.timeout, context)
                 self._cleanup.detach()
-                self._cleanup = weakref.finalize(self, _forget, self._client, self._tls_dir)
+                self._cleanup = weakref.finalize(self, _forget, self._client)
             return self._client
 
     def _call(self, op: str, *args: Any, **kwargs: Any) -> Any:
@@ -419,7 +410,20 @@ class DockerDriver(Driver):
 
 class _EngineClient(docker.APIClient):
     """The SDK's client, deaf to the environment: ``requests`` would otherwise let REQUESTS_CA_BUNDLE replace the
-    engine's CA (and turn ``verify=False`` back on), and *_PROXY or .netrc apply to the engine's address."""
+    engine's CA (and turn ``verify=False`` back on), and *_PROXY or .netrc apply to the engine's address.
+
+    Over TLS it speaks through :class:`_TlsAdapter` and our own ``ssl.SSLContext``, mounted before the first
+    request (the API version question), which the SDK would otherwise send as soon as it is made."""
+
+    def __init__(self, endpoint: str, timeout: float, context: ssl.SSLContext | None) -> None:
+        if context is None:
+            super().__init__(base_url=endpoint, version="auto", timeout=timeout)
+            return
+        super().__init__(base_url=endpoint, version=docker.constants.MINIMUM_DOCKER_API_VERSION, timeout=timeout,
+                         tls=True)
+        self._custom_adapter = _TlsAdapter(context, pool_connections=docker.constants.DEFAULT_NUM_POOLS)
+        self.mount("https://", self._custom_adapter)
+        self._version = self._retrieve_server_version()
 
     @property  # type: ignore[override]
     def trust_env(self) -> bool:
@@ -446,30 +450,77 @@ def _gateway(configs: list[dict[str, str]]) -> str | None:
     return None
 
 
-def _forget(client: docker.APIClient | None, tls_dir: str) -> None:
+class _TlsAdapter(requests.adapters.HTTPAdapter):
+    """HTTPS through one ``ssl.SSLContext`` that holds the CA and the client's certificate and key in memory.
+
+    ``requests`` takes a client certificate and a CA only as file paths, which urllib3 loads again for every
+    new connection: the decrypted key would have to stay on disk as long as the client lives. The context
+    decides everything TLS here, so the paths ``requests`` would pass (and its ``verify``) are left out."""
+
+    def __init__(self, context: ssl.SSLContext, **kwargs: Any) -> None:
+        self._context = context
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, ssl_context=self._context, **kwargs)
+
+    def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None,
+                                             ) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
+        return host_params, {"ssl_context": self._context}
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        pass  # the context checks the engine's certificate, or (without a CA) does not, as it was made to
+
+
+def _forget(client: docker.APIClient | None) -> None:
     if client is not None:
         client.close()
-    if tls_dir:
-        shutil.rmtree(tls_dir, ignore_errors=True)
 
 
-def _tls_config(tls: TlsMaterial) -> tuple[str, docker.tls.TLSConfig]:
-    """Write the PEM texts to a private directory (0700, files 0600) and make the SDK's TLS config."""
-    directory = tempfile.mkdtemp(prefix="dockyard-tls-")
-    paths = {}
-    for name, text in (("cert", tls.cert), ("key", tls.key), ("ca", tls.ca)):
-        if text:
-            paths[name] = os.path.join(directory, f"{name}.pem")
-            fd = os.open(paths[name], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(_pem(text))
+def _tls_context(tls: TlsMaterial, endpoint: str) -> ssl.SSLContext:
+    """The TLS client context for an engine. Its key is read from memory: the PEM texts never touch the disk."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        client_cert = (paths["cert"], paths["key"]) if "cert" in paths and "key" in paths else None
-        verify = bool(tls.verify and "ca" in paths)
-        return directory, docker.tls.TLSConfig(client_cert=client_cert, ca_cert=paths.get("ca"), verify=verify)
-    except docker.errors.DockerException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
+        if tls.verify and tls.ca:
+            context.load_verify_locations(cadata=_pem(tls.ca))
+        else:  # as Nuvla, which never checks the engine's certificate
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    except (ssl.SSLError, ValueError) as exc:
+        raise DriverError(f"TLS with the Docker engine at {endpoint} failed: the CA certificate cannot be loaded "
+                          "(not PEM text of a certificate)", reason=ENGINE_TLS) from exc
+    if tls.cert and tls.key:
+        try:
+            with _memory_file(_pem(tls.cert) + _pem(tls.key)) as path:
+                context.load_cert_chain(path)
+        except ssl.SSLError as exc:
+            raise DriverError(f"TLS with the Docker engine at {endpoint} failed: the client certificate and key "
+                              "cannot be loaded (not PEM text of a certificate and its private key)",
+                              reason=ENGINE_TLS) from exc
+    return context
+
+
+@contextmanager
+def _memory_file(text: str) -> Iterator[str]:
+    """A path to ``text`` for ``ssl``, which loads a private key only from a file: an anonymous in-memory file
+    (Linux memfd), gone when closed. Elsewhere, a private file removed as soon as it has been read."""
+    if not hasattr(os, "memfd_create"):
+        with tempfile.TemporaryDirectory(prefix="dockyard-tls-") as directory:
+            path = os.path.join(directory, "identity.pem")
+            with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+                handle.write(text)
+            yield path
+        return
+    fd = os.memfd_create("dockyard-tls", os.MFD_CLOEXEC)
+    try:
+        data = memoryview(text.encode("utf-8"))
+        while data:
+            data = data[os.write(fd, data):]
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
 
 
 def _pem(text: str) -> str:
@@ -482,7 +533,7 @@ def _translate(exc: Exception, endpoint: str) -> DriverError:
     if isinstance(exc, docker.errors.APIError):
         return _api_error(exc)
     cause = exc.__cause__ if isinstance(exc.__cause__, (requests.RequestException, OSError)) else exc
-    if isinstance(cause, (requests.exceptions.SSLError, docker.errors.TLSParameterError)):
+    if isinstance(cause, (requests.exceptions.SSLError, ssl.SSLError, docker.errors.TLSParameterError)):
         return DriverError(f"TLS with the Docker engine at {endpoint} failed: {_short(cause)}", reason=ENGINE_TLS)
     if isinstance(cause, (requests.RequestException, OSError)):
         return DriverError(f"Cannot reach the Docker engine at {endpoint}: {_short(cause)}",
