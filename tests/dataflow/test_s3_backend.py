@@ -4,6 +4,8 @@ helper at boto3's pre-signed URLs, and the Jupyter example with its buckets stag
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import uuid
 
 import pytest
@@ -81,3 +83,25 @@ def test_a_record_on_someone_elses_s3_store_cannot_be_staged_with_their_keys(sql
     assert err.value.response.status_code == 403
     assert "no S3 credential" in err.value.reason and bucket in err.value.reason
     assert bob.get(dep_id).data["state"] == "CREATED"
+
+
+def test_force_deleting_a_started_deployment_removes_its_staged_data(sqlite_server, moto_endpoint, images,
+                                                                     docker_client):
+    api, _ = new_user(sqlite_server)
+    infra, cred = s3_store(api, moto_endpoint)
+    bucket = f"s3f-{uuid.uuid4().hex[:8]}"
+    oid = DataObjectS3(api).create(b"staged bytes", bucket, "f.txt", cred)
+    dep_id = deploy(api, component(api, images["app"]), data={"objects": {"objects-ids": [oid]}})
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    staged = os.path.join(sqlite_server.data_dir, "staging", dep_id.split("/", 1)[1])
+    with open(os.path.join(staged, bucket, "f.txt"), "rb") as f:
+        assert f.read() == b"staged bytes"
+    api.operation(api.get(dep_id), "force-delete")
+    label = {"label": f"dockyard.deployment-id={dep_id}"}
+    deadline = time.monotonic() + 30
+    while (os.path.exists(staged) or docker_client.containers.list(all=True, filters=label)) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(staged), "the deleted deployment's staged data outlived it"
+    assert docker_client.containers.list(all=True, filters=label) == []

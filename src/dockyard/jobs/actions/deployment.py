@@ -193,6 +193,7 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
                                     status_message=message, phases=phases, task=task_summary(result.status))
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
         driver.destroy(dep["id"])
+        data_mounts.discard(ctx.services, dep)  # the stop may have discarded it before this start staged it
         return f"{dep['id']} changed while starting; its container was removed"
     return message
 
@@ -240,6 +241,7 @@ def stop_deployment(ctx: JobContext) -> str:
 
 @action("destroy_deployment")
 def destroy_deployment(ctx: JobContext) -> str:
+    data_mounts.discard(ctx.services, {"id": ctx.target})  # a deleted deployment's staged data is nobody's
     credential = ctx.payload.get("credential")
     if not credential:
         return "no engine to clean"
