@@ -12,7 +12,8 @@ The tree::
     ├── MethodNotAllowed (405)
     ├── NotAcceptable (406)
     ├── Conflict (409)
-    └── PayloadTooLarge (413)
+    ├── PayloadTooLarge (413)
+    └── InsufficientStorage (507)  the disk under the database or the object store is full
 
 The server turns any of them into Nuvla's error body ``{status, message, resource-id?}``.
 """
@@ -94,3 +95,9 @@ class Conflict(DockyardError):
 
 class PayloadTooLarge(DockyardError):
     status = 413
+
+
+class InsufficientStorage(DockyardError):
+    """A write that found no space left: nothing was stored, and the same write works once space is freed."""
+
+    status = 507

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 class StorageError(Exception):
     """A storage failure with a message a user understands and a short reason label
-    (``no-such-bucket``, ``no-such-object``, ``unavailable``, ``invalid-name``, ``denied``)."""
+    (``no-such-bucket``, ``no-such-object``, ``unavailable``, ``full``, ``invalid-name``, ``denied``)."""
 
     def __init__(self, message: str, *, reason: str = "storage-error") -> None:
         super().__init__(message)

@@ -333,7 +333,7 @@ class Upload:
         try:
             fd, self._tmp = tempfile.mkstemp(dir=store._tmp, prefix=UPLOAD_PREFIX)
         except OSError as exc:
-            raise StorageError(f"cannot store object {key}: {exc.strerror}", reason="unavailable") from exc
+            raise _write_error(f"cannot store object {key}", exc) from exc
         self._file = os.fdopen(fd, "wb", buffering=0)
         self._done = False
 
@@ -360,7 +360,7 @@ class Upload:
             try:
                 written = os.writev(self._file.fileno(), views[:IOV_MAX])
             except OSError as exc:  # a full disk, most likely
-                raise StorageError(f"cannot store object {self.key}: {exc.strerror}", reason="unavailable") from exc
+                raise _write_error(f"cannot store object {self.key}", exc) from exc
             self.bytes += written
             while written:  # drop what was written; a short write leaves part of a chunk
                 head = views[0]
@@ -384,7 +384,7 @@ class Upload:
             raise
         except OSError as exc:
             self.abort()
-            raise StorageError(f"cannot store object {self.key}: {exc.strerror}", reason="unavailable") from exc
+            raise _write_error(f"cannot store object {self.key}", exc) from exc
         self._done = True
         info = ObjectInfo(self.bucket, self.key, self.bytes, self._md5.hexdigest(), self.content_type)
         self.store._write_meta(info, st)
@@ -447,11 +447,18 @@ def _prune(directory: str, base: str) -> None:
         directory = os.path.dirname(directory)
 
 
+def _write_error(what: str, exc: OSError) -> StorageError:
+    """A failed write, as ``full`` when the disk had no room left: the same write works once space is freed."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageError(f"{what}: no space left on the disk of the data dir", reason="full")
+    return StorageError(f"{what}: {exc.strerror}", reason="unavailable")
+
+
 def _make_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
-        raise StorageError(f"cannot create {os.path.basename(path)}: {exc.strerror}", reason="unavailable") from exc
+        raise _write_error(f"cannot create {os.path.basename(path)}", exc) from exc
 
 
 def _fsync_dir(path: str) -> None:

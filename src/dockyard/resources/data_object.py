@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core import acl as acls
 from ..core.authn import ADMIN, DEPLOYMENT, USER
-from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, NotFound
+from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, InsufficientStorage, NotFound
 from ..data import embedded_store, s3_store
 from ..data.base import ObjectStore, StorageError
 from ..store.db import Tx
@@ -138,6 +138,8 @@ def _storage(call: Any, *args: Any) -> Any:
     try:
         return call(*args)
     except StorageError as exc:
+        if exc.reason == "full":
+            raise InsufficientStorage(f"object store: {exc.message}") from None
         raise StorageFailed(f"object store: {exc.message}") from None
 
 

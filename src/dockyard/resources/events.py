@@ -7,11 +7,13 @@ own machinery makes; an action is always someone's request (cancelling a job) an
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from ..core import acl as acls
 from ..core import ids
 from ..core.authn import ADMIN
+from ..core.errors import InsufficientStorage
 from ..core.time import now_ts
 
 if TYPE_CHECKING:
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
     from ..store.db import Tx
     from .base import Ctx
 
+log = logging.getLogger("dockyard.events")
 SEVERITY = {"add": "low", "edit": "low", "delete": "medium", "action": "low"}
 
 
@@ -52,11 +55,20 @@ def record(ctx: "Ctx", tx: "Tx", category: str, doc: dict[str, Any], name: str |
 
 
 def record_failure(ctx: "Ctx", name: str, target: str, error: "DockyardError") -> None:
-    """A refused or failed request by a known caller; anonymous noise is not recorded."""
+    """A refused or failed request by a known caller; anonymous noise is not recorded. On a full disk the
+    event is only logged: the answer stays the refusal itself (a 409 must not turn into a 507)."""
     if ctx.authn.is_anonymous:
         return
     category = name if name in SEVERITY else "action"
     event = _event(ctx, category, target, [], False, name, error.message)
-    if event is not None:
-        with ctx.store.write() as tx:
-            tx.insert(event)
+    if event is None:
+        return
+    try:
+        if not isinstance(error, InsufficientStorage):  # that one's event would find no room either
+            with ctx.store.write() as tx:
+                tx.insert(event)
+            return
+    except InsufficientStorage:
+        pass
+    log.warning("no space to record the failure of %s on %s by %s: %s", name, target, ctx.authn.user_id,
+                    error.message)

@@ -37,7 +37,7 @@ DEFAULT_TYPE = "application/octet-stream"
 ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"]
 
 _STATUS = {"denied": 403, "no-such-object": 404, "no-such-bucket": 404, "invalid-name": 400, "too-large": 413,
-           "unavailable": 503}
+           "unavailable": 503, "full": 507}
 T = TypeVar("T")
 
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
-from ..core.errors import Conflict
+from ..core.errors import Conflict, InsufficientStorage
 from . import migrate
 from .attrs import flatten
 from .query import Query, SearchResult, run_search, run_ids
@@ -132,8 +132,11 @@ class Store:
                     yield tx
                     _announce(tx, self.origin)
                     slot = self._reserve(tx)
-        except BaseException:
+        except BaseException as exc:
             self._release(slot, None)
+            if isinstance(exc, sa.exc.OperationalError) and _disk_full(exc):
+                raise InsufficientStorage(f"the database's disk is full: nothing was written; free space "
+                                          f"and try again ({exc.orig})") from exc
             raise
         self._release(slot, tx)
 
@@ -181,6 +184,16 @@ class Store:
                 observe(changes)  # under the order lock: observers only hand the changes on
             except Exception:  # the write has committed: an observer's failure must not undo the answer
                 log.exception("a change observer failed")
+
+
+SQLITE_FULL = 13
+PG_DISK_FULL = "53100"
+
+
+def _disk_full(exc: sa.exc.OperationalError) -> bool:
+    """SQLite's "database or disk is full", PostgreSQL's disk_full: a write the database had no room for."""
+    orig = exc.orig
+    return getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL or getattr(orig, "sqlstate", None) == PG_DISK_FULL
 
 
 def _configure_sqlite(engine: Engine, busy_timeout: float) -> None:
