@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
@@ -436,6 +437,54 @@ def test_get_driver_picks_engines_by_name():
 
 def test_tls_material_hides_the_key():
     assert "secret-key" not in repr(TlsMaterial(cert="CERT", key="secret-key"))
+
+
+# -- a port published on every address -----------------------------------------------------------------------
+
+@contextlib.contextmanager
+def ipv6_ports_taken_ahead(docker_client, image: str, count: int = 5):
+    """Hold the engine's next few IPv6 candidate host ports (IPv6-only listeners), so that its IPv6
+    ephemeral-port allocator runs ahead of the IPv4 one, as it can come to on its own."""
+    probe = docker_client.containers.run(image, ["sleep", "30"], ports={"80/tcp": None}, detach=True)
+    try:
+        probe.reload()
+        bindings = probe.attrs["NetworkSettings"]["Ports"]["80/tcp"] or []
+    finally:
+        probe.remove(force=True)
+    ipv6 = [int(b["HostPort"]) for b in bindings if ":" in b["HostIp"]]
+    held = []
+    for port in range(ipv6[0] + 1, ipv6[0] + 1 + count) if ipv6 else ():
+        listener = socket.socket(socket.AF_INET6)
+        listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            listener.bind(("::", port))
+            listener.listen()
+            held.append(listener)
+        except OSError:
+            listener.close()
+    try:
+        yield
+    finally:
+        for listener in held:
+            listener.close()
+
+
+def test_a_port_published_on_every_address_is_reported_where_ipv4_reaches_it(driver, busybox, name,
+                                                                             deployment_id, docker_client):
+    """Published on every address, a port is bound on 0.0.0.0 and on ::, and Docker 20.10 allocates the two
+    ephemeral host ports independently (moby/moby#42442). When they differed, the higher one was reported,
+    and when that was the IPv6 one, 127.0.0.1 was refused: the seed test's tcp.8888 on a fresh engine."""
+    with ipv6_ports_taken_ahead(docker_client, busybox):
+        result = driver.start(TaskSpec(deployment_id, name, busybox, ports=(PortSpec(80),),
+                                       command=("sh", "-c", "echo reached > /www/index.html; "
+                                                "exec httpd -f -p 80 -h /www")))
+    try:
+        bindings = docker_client.api.inspect_container(result.status.task_id)["NetworkSettings"]["Ports"]["80/tcp"]
+        ipv4 = [int(b["HostPort"]) for b in bindings if ":" not in b["HostIp"]]
+        assert [(p.target, p.host_port) for p in result.status.ports] == [(80, ipv4[0])]
+        assert get_text(result.status.ports[0].host_port) == "reached\n"
+    finally:
+        driver.destroy(deployment_id)
 
 
 # -- the seed script's image ------------------------------------------------------------------------------

@@ -656,16 +656,24 @@ def _task_status(deployment_id: str, info: dict[str, Any]) -> TaskStatus:
 
 
 def _published(ports: dict[str, list[dict[str, str]] | None]) -> tuple[PublishedPort, ...]:
-    """Host ports from ``NetworkSettings.Ports``; an IPv4 and IPv6 binding of one port count once."""
-    found: dict[tuple[str, int, int], PublishedPort] = {}
+    """Host ports from ``NetworkSettings.Ports``: one per container port, the IPv4 binding's when there is one.
+
+    Published on every address, a port is bound twice, on 0.0.0.0 and on ::, and Docker 20.10 allocates the
+    two ephemeral host ports independently (moby/moby#42442): they drift apart as ports are taken on one
+    family only, and the IPv6 one refuses 127.0.0.1 and every IPv4 client. An IPv6 binding is reported only
+    when there is no other (``publish-ip`` an IPv6 address).
+    """
+    found: dict[tuple[str, int], PublishedPort] = {}
     for key, bindings in ports.items():
         target, _, protocol = key.partition("/")
         for binding in bindings or []:
             if binding.get("HostPort"):
                 port = PublishedPort(protocol or "tcp", int(target), int(binding["HostPort"]),
                                      binding.get("HostIp", ""))
-                found.setdefault((port.protocol, port.target, port.host_port), port)
-    return tuple(sorted(found.values(), key=lambda p: (p.target, p.protocol, p.host_port)))
+                known = found.get((port.protocol, port.target))
+                if known is None or (":" in known.host_ip and ":" not in port.host_ip):
+                    found[(port.protocol, port.target)] = port
+    return tuple(sorted(found.values(), key=lambda p: (p.target, p.protocol)))
 
 
 def _ts(value: str | None) -> str | None:
