@@ -85,3 +85,10 @@ def test_a_bad_database_url_is_a_one_line_error(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path), "--database", "mysql://x/y"])
     assert result.exit_code == 2
     assert "unsupported database" in result.output
+
+
+def test_a_bad_log_format_is_a_one_line_error(tmp_path):
+    for args, env in ((["--log-format", "xml"], {}), ([], {"DOCKYARD_LOG_FORMAT": "xml"})):
+        result = CliRunner().invoke(app, ["serve", "--data-dir", str(tmp_path), *args], env=env)
+        assert result.exit_code == 2
+        assert "'xml' is not one of 'text', 'json'" in result.output

@@ -115,7 +115,7 @@ def test_failures_and_crashes_are_recorded(services, caplog):
     found = re.fullmatch(r"internal error in test_crash; reference (\w{8}) in the server log",
                          crashed["status-message"])
     assert found, crashed["status-message"]
-    logged = [r for r in caplog.records if f"reference {found.group(1)}" in r.getMessage()]
+    logged = [r for r in caplog.records if r.exc_info and f"reference {found.group(1)}" in r.getMessage()]
     assert len(logged) == 1 and logged[0].exc_info[0] is ZeroDivisionError
     assert unknown["state"] == "FAILED" and "Not implemented action" in unknown["status-message"]
 

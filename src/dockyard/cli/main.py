@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 import signal
 import socket
@@ -11,6 +12,9 @@ from typing import Optional
 import typer
 
 from ..core import settings as config
+from . import logs
+
+log = logging.getLogger("dockyard")
 
 app = typer.Typer(help="Dockyard: launch customised containers, Nuvla-compatible.", no_args_is_help=True,
                   add_completion=False)
@@ -22,10 +26,21 @@ def main() -> None:
 
 
 def _settings(**overrides: object) -> config.Settings:
-    settings = config.from_env().with_(**overrides)
-    logging.basicConfig(level=settings["log-level"].upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = config.from_env().with_(**overrides)
+        logs.configure(settings["log-level"], settings["log-format"])
+    except ValueError as exc:  # a bad DOCKYARD_* value: one line, not a traceback
+        raise typer.BadParameter(str(exc)) from exc
     return settings
+
+
+LogFormat = enum.Enum("LogFormat", {name: name for name in config.LOG_FORMATS}, type=str)  # type: ignore[misc]
+LOG_FORMAT = typer.Option(None, "--log-format", help="Server log format: text (the default), or json: one "
+                          "object per line.", envvar="DOCKYARD_LOG_FORMAT")
+
+
+def _value(choice: Optional[enum.Enum]) -> Optional[str]:
+    return None if choice is None else str(choice.value)
 
 
 def _runtime(settings: config.Settings):  # noqa: ANN202
@@ -66,6 +81,7 @@ def serve(
                                            envvar="DOCKYARD_DATABASE_URL"),
     no_workers: bool = typer.Option(False, "--no-workers",
                                     help="Serve the API only; run `dockyard worker` processes for jobs."),
+    log_format: Optional[LogFormat] = LOG_FORMAT,
 ) -> None:
     """Run the API, the job workers and the reconciler in one process."""
     import uvicorn
@@ -73,7 +89,7 @@ def serve(
     from ..server.app import create_app
     from ..server.runtime import attach_engine, http_server, start_background
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database)
+    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database, log_format=_value(log_format))
     runtime = _runtime(settings)
     if runtime.generated_admin_password:
         typer.echo(f"Created user 'admin' with password: {runtime.generated_admin_password}\n"
@@ -85,13 +101,14 @@ def serve(
             try:
                 sockets.append(_bind(extra, settings["port"]))
             except OSError as exc:
-                logging.getLogger("dockyard").warning("cannot listen on %s for containers: %s", extra, exc)
+                log.warning("cannot listen on %s for containers: %s", extra, exc)
     start_background(runtime, workers=not no_workers)
     application = create_app(runtime.services)
-    typer.echo(f"Dockyard listening on http://{settings['host']}:{settings['port']}/api/cloud-entry-point", err=True)
+    log.info("Dockyard listening on http://%s:%s/api/cloud-entry-point", settings["host"], settings["port"])
     _quiet_signals()
-    server = http_server(uvicorn.Config(application, log_level="warning", loop="uvloop", http="httptools",
-                                        timeout_graceful_shutdown=10))
+    # log_config=None: uvicorn's own records go through the handler configured above, in the same format
+    server = http_server(uvicorn.Config(application, log_level="warning", log_config=None, loop="uvloop",
+                                        http="httptools", timeout_graceful_shutdown=10))
     try:
         server.run(sockets=sockets)
     finally:
@@ -104,17 +121,18 @@ def worker(
                                            envvar="DOCKYARD_DATA_DIR"),
     database: Optional[str] = typer.Option(None, "--database", help="SQLAlchemy URL of the shared store.",
                                            envvar="DOCKYARD_DATABASE_URL"),
+    log_format: Optional[LogFormat] = LOG_FORMAT,
 ) -> None:
     """Run job workers and the reconciler only, against a store shared with `dockyard serve --no-workers`."""
     from ..server.runtime import start_background
 
-    settings = _settings(data_dir=data_dir, database_url=database)
+    settings = _settings(data_dir=data_dir, database_url=database, log_format=_value(log_format))
     runtime = _runtime(settings)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     start_background(runtime, workers=True)
-    typer.echo(f"Dockyard worker running ({settings['workers']} threads)", err=True)
+    log.info("Dockyard worker running (%s threads)", settings["workers"])
     done.wait()
     runtime.stop()
 

@@ -28,6 +28,19 @@ class Secret:
         return bool(self._value)
 
 
+def one_of(*allowed: str) -> Callable[[str], str]:
+    """A cast that accepts only ``allowed`` (in any case) and says which they are."""
+    def cast(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {raw!r}")
+        return value
+    return cast
+
+
+LOG_FORMATS = ("text", "json")
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -52,6 +65,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("request-threads", 8, "Threads doing request work in each process (the rest wait their turn).", int),
     Setting("db-pool-size", 16, "Connections kept open to PostgreSQL per process.", int),
     Setting("log-level", "info", "Log level of the server."),
+    Setting("log-format", "text", "Format of the server log on stderr: text, or json (one object per line, "
+            "with ids such as job, deployment, status and who as fields).", one_of(*LOG_FORMATS)),
     Setting("workers", 4, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
     Setting("job-lease", 30.0, "Seconds a claimed job stays a worker's without renewal.", float),
     Setting("job-poll", 1.0, "Seconds between queue polls when no wake-up arrives (other processes on SQLite).",
@@ -114,5 +129,8 @@ def from_env(environ: dict[str, str] | None = None) -> Settings:
     for setting in SETTINGS:
         raw = environ.get(env_name(setting.name))
         if raw is not None:
-            values[setting.name] = setting.cast(raw)
+            try:
+                values[setting.name] = setting.cast(raw)
+            except ValueError as exc:
+                raise ValueError(f"{env_name(setting.name)}: {exc}") from exc
     return Settings(values)

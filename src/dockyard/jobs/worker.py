@@ -103,7 +103,12 @@ class WorkerPool:
                 return None
         updated = jobs.update(self.services, job_id, state=jobs.RUNNING, attempts=attempt,
                               phases={"claimed": now_ts()})
-        return (updated, attempt) if updated else None
+        if updated is None:
+            return None
+        log.info("job %s (%s of %s) claimed by %s, attempt %d", job_id, updated["action"], _target(updated),
+                 self.id, attempt, extra={**_ids(updated), "state": jobs.RUNNING, "worker": self.id,
+                                          "attempt": attempt})
+        return updated, attempt
 
     def _run(self, job: dict[str, Any], attempt: int) -> None:
         ctx = JobContext(self.services, job, attempt)
@@ -112,29 +117,32 @@ class WorkerPool:
         try:
             action = ACTIONS.get(job["action"])
             if action is None:
-                jobs.update(self.services, job["id"], state=jobs.FAILED, return_code=1,
-                            status_message=f"Not implemented action: {job['action']}")
+                self._finish(ctx, jobs.FAILED, 1, f"Not implemented action: {job['action']}")
                 return
             message = action(ctx)
-            if ctx.lost.is_set():
-                return  # another worker holds the job now; its outcome is theirs to write
-            jobs.update(self.services, job["id"], state=jobs.SUCCESS, return_code=0,
-                        status_message=message or "done")
+            self._finish(ctx, jobs.SUCCESS, 0, message or "done")
         except ActionFailed as exc:
-            log.info("job %s (%s) failed: %s", job["id"], job["action"], exc.message)
-            if not ctx.lost.is_set():
-                jobs.update(self.services, job["id"], state=jobs.FAILED, return_code=1,
-                            status_message=exc.message)
+            self._finish(ctx, jobs.FAILED, 1, exc.message)
         except Exception:  # an unexpected crash: its traceback goes to the log, under a reference the user gets
             reference = uuid.uuid4().hex[:8]
-            log.exception("job %s (%s) crashed; reference %s", job["id"], job["action"], reference)
-            if not ctx.lost.is_set():
-                jobs.update(self.services, job["id"], state=jobs.FAILED, return_code=2,
-                            status_message=f"internal error in {job['action']}; reference {reference} in the "
-                                           "server log")
+            log.exception("job %s (%s) crashed; reference %s", job["id"], job["action"], reference,
+                          extra={**_ids(job), "reference": reference})
+            self._finish(ctx, jobs.FAILED, 2,
+                         f"internal error in {job['action']}; reference {reference} in the server log")
         finally:
             with self._lock:
                 self._running.pop(job["id"], None)
+
+    def _finish(self, ctx: JobContext, state: str, code: int, message: str) -> None:
+        """Store and log how the job ended, unless another worker runs it now: then the outcome is theirs."""
+        job = ctx.job
+        if ctx.lost.is_set():
+            log.info("job %s lost its lease: another worker runs it", job["id"], extra=_ids(job))
+            return
+        stored = jobs.update(self.services, job["id"], state=state, return_code=code, status_message=message)
+        if stored is not None:
+            log.info("job %s (%s of %s) %s after %s s: %s", job["id"], job["action"], _target(job), state,
+                     stored.get("duration", 0), message[:300], extra={**_ids(job), "state": state})
 
     def _renew_leases(self) -> None:
         interval = self.lease / 3
@@ -167,3 +175,12 @@ class WorkerPool:
             except Exception:
                 log.exception("listening for jobs failed; retrying")
                 self._stop.wait(self.poll)
+
+
+def _target(job: dict[str, Any]) -> str:
+    return str((job.get("target-resource") or {}).get("href", ""))
+
+
+def _ids(job: dict[str, Any]) -> dict[str, Any]:
+    """The fields that name a job in the log (the JSON format writes them as they are)."""
+    return {"job": job["id"], "action": job["action"], "target": _target(job)}

@@ -10,6 +10,7 @@ so that this stays true.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,8 @@ from .deployment_mounts import check_mounts
 from .deployment_parameter import DEPLOYMENT_ROLE, of_deployment, parameter_acl
 from .module import split_version
 from .session import end_sessions
+
+log = logging.getLogger("dockyard.deployments")
 
 CREATED, STARTING, STARTED, STOPPING, STOPPED = "CREATED", "STARTING", "STARTED", "STOPPING", "STOPPED"
 PAUSING, PAUSED, SUSPENDING, SUSPENDED = "PAUSING", "PAUSED", "SUSPENDING", "SUSPENDED"
@@ -220,10 +223,22 @@ def _locked(ctx: Ctx, tx: Tx, doc: dict[str, Any], allowed: frozenset[str], acti
 
 
 def _set(ctx: Ctx, tx: Tx, current: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Every write of a deployment's state passes here (the API's actions, jobs, the reconciler): a move
+    to another state is logged once its transaction has committed."""
     new = dict(current)
     for key, value in fields.items():
         new[key.replace("_", "-")] = value
-    return crud.update(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["deployment"], current, new)
+    stored = crud.update(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["deployment"], current, new)
+    if stored["state"] != current["state"]:
+        tx.after_commit.append(lambda: _log_move(current, stored, ctx.authn.user_id or ANON))
+    return stored
+
+
+def _log_move(old: dict[str, Any], new: dict[str, Any], who: str) -> None:
+    why = new.get("status-message") if new["state"] == ERROR else None
+    log.info("deployment %s: %s -> %s by %s%s", new["id"], old["state"], new["state"], who,
+             f" ({why[:300]})" if why else "",
+             extra={"deployment": new["id"], "from": old["state"], "to": new["state"], "by": who})
 
 
 def _accepted(action: str, dep_id: str, job: dict[str, Any]) -> Reply:

@@ -10,6 +10,7 @@ update leaves the deployment in ERROR, as Nuvla's job engine does).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from ..core import acl as acls
@@ -21,6 +22,8 @@ from ..store.db import Tx
 from . import crud
 from .attributes import COMMON, Attr, any_map, href, integer, list_of, one_of, string, text, timestamp
 from .base import Action, Ctx, ResourceType, Reply, Services
+
+log = logging.getLogger("dockyard.jobs")
 
 QUEUED, RUNNING, SUCCESS, FAILED, CANCELED = "QUEUED", "RUNNING", "SUCCESS", "FAILED", "CANCELED"
 STATES = (QUEUED, RUNNING, SUCCESS, FAILED, CANCELED)
@@ -124,6 +127,10 @@ def cancel(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, A
         tx.replace(job, exclude=SCHEMA.unindexed)
         queue.finish(tx, job["id"])
         _ended(Ctx(ctx.services, INTERNAL), tx, job)
+    target = job["target-resource"]["href"]
+    log.info("job %s (%s of %s) canceled by %s", job["id"], job["action"], target, ctx.authn.user_id,
+             extra={"job": job["id"], "action": job["action"], "target": target, "state": CANCELED,
+                    "by": ctx.authn.user_id})
     return Reply(200, {"status": 200, "message": f"{job['id']} canceled", "resource-id": job["id"]})
 
 

@@ -23,7 +23,7 @@ from ..resources import crud, events, openapi, params, registry
 from ..resources.base import Ctx, ResourceType, Reply, Services
 from ..resources.cloud_entry_point import entry_point
 from ..resources.session import COOKIE, authenticate
-from . import http, objects
+from . import http, objects, refusals
 from .http import JSON
 from .stream import Streams
 
@@ -54,6 +54,7 @@ class Api:
         def call() -> Any:
             ctx = Ctx(self.services, authenticate(self.services, request.cookies.get(COOKIE)),
                       http.base_uri(request), request.client.host if request.client else None)
+            refusals.note(request.scope, ctx.authn)
             try:
                 return work(ctx)
             except DockyardError as exc:
@@ -226,7 +227,8 @@ def _ending(streams: Streams) -> Callable[[Starlette], Any]:
 
 
 class Preflight:
-    """Answers OPTIONS on any path, as Nuvla does, without a middleware layer on every other request."""
+    """Answers OPTIONS on any path, as Nuvla does, without a middleware layer on every other request; logs
+    the requests the app refuses (:mod:`.refusals`)."""
 
     def __init__(self, app: Starlette) -> None:
         self.app = app
@@ -237,4 +239,4 @@ class Preflight:
             response = JSON({"status": 200, "message": "preflight complete"})
             await response(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, refusals.watch(scope, send) if scope["type"] == "http" else send)

@@ -51,7 +51,7 @@ from ..resources.base import Ctx, Services
 from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, drain, feed_of
 from ..resources.deployment import LOGGABLE
 from ..resources.session import COOKIE, authenticate
-from . import http
+from . import http, refusals
 
 log = logging.getLogger("dockyard.server")
 
@@ -104,6 +104,7 @@ class Streams:
 
         def subscribe() -> Subscription:
             authn = authenticate(self.services, cookie)
+            refusals.note(request.scope, authn)
             return feed_of(self.services).subscribe(authn, types or DEFAULT_TYPES, joined)
 
         try:
@@ -150,6 +151,7 @@ class Streams:
         def open_log() -> tuple[Iterator[str], StopSignal]:
             tail = _tail(request.query_params.getlist("tail"))
             ctx = Ctx(self.services, authenticate(self.services, cookie))
+            refusals.note(request.scope, ctx.authn)
             return follow(ctx, rid, tail)
 
         try:

@@ -139,6 +139,11 @@ class Store:
                                           f"and try again ({exc.orig})") from exc
             raise
         self._release(slot, tx)
+        for done in tx.after_commit:
+            try:
+                done()
+            except Exception:  # the write has committed: what follows it must not undo the answer
+                log.exception("an after-commit callback failed")
 
     @contextmanager
     def _writer(self) -> Iterator[Connection]:
@@ -227,6 +232,8 @@ class Tx:
         # what this transaction wrote, in order, each document as its stored JSON (later edits of the same
         # dict do not rewrite history); the store's observers get it after the commit
         self.changes: list[tuple[str, str, Any]] = []
+        # called once the transaction has committed, never if it rolls back (log lines of what it did)
+        self.after_commit: list[Callable[[], None]] = []
 
     # -- documents ---------------------------------------------------------------------------------
 
@@ -353,6 +360,7 @@ class _QuickTx(Tx):
     def __init__(self, store: Store) -> None:  # noqa: D107 - no call to Tx.__init__: conn is lazy here
         self.dialect = store.dialect
         self.changes = []
+        self.after_commit = []
         self._store = store
         self._pooled: Connection | None = None
 
