@@ -7,6 +7,11 @@ whose container runs again is STARTED). Deployments being started or stopped bel
 are left alone. The sweep does the same for every running deployment, catches what events missed (a
 restart of Dockyard, an engine that was away) and removes orphans: containers labelled with a
 deployment that no longer exists or is stopped.
+
+An engine that does not answer (the sweep cannot list its containers, its event stream cannot be opened)
+puts its STARTED deployments in ERROR with the reason and the task state ``unreachable``: nobody can tell
+whether they run. When it answers again, its event stream reopens and every deployment is reconciled at
+once: STARTED if its container runs, ERROR saying why if not.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import threading
 from typing import Any
 
+from ..core.time import now_ts
 from ..drivers.base import EXITED, MISSING, RESTARTING, RUNNING, DriverError, StopSignal, TaskStatus
 from ..resources import deployment as deployments
 from ..resources.base import Ctx, Services
@@ -27,6 +33,7 @@ from .engines import ENGINE_CREDENTIAL, driver_for
 
 log = logging.getLogger("dockyard.reconciler")
 WATCHED = frozenset({deployments.STARTED, deployments.ERROR})
+UNREACHABLE = "unreachable"  # the task state of a deployment whose engine does not answer
 
 
 class Reconciler:
@@ -69,6 +76,7 @@ class Reconciler:
                 held = driver_for(self.services, cred_id).managed()
             except DriverError as exc:
                 log.info("engine %s unavailable for the sweep with %s: %s", infra_id, cred_id, exc.message)
+                self._unreachable(cred_id, exc)
                 continue
             active = self._active()  # read after the engine: a container just made has its deployment active
             # an orphan belongs to no active deployment at all: one engine may be registered under several
@@ -101,15 +109,44 @@ class Reconciler:
         thread.start()
 
     def _events(self, cred_id: str) -> None:
+        missed = False  # the sweep that started this watcher has just looked at everything
         while not self._stop.is_set():
             try:
-                for event in driver_for(self.services, cred_id).events(self._stop):
-                    self.reconcile(event.deployment_id)
+                try:
+                    events = driver_for(self.services, cred_id).events(self._stop)
+                except DriverError as exc:
+                    log.info("event stream through %s cannot open: %s", cred_id, exc.message)
+                    self._unreachable(cred_id, exc)
+                    missed = True
+                else:
+                    if missed:  # what happened while the stream was closed (the engine was away)
+                        self._reconcile_all(cred_id)
+                    missed = True  # from here on, a closed stream misses what follows
+                    for event in events:
+                        self.reconcile(event.deployment_id)
             except DriverError as exc:
                 log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
                 log.exception("event stream through %s failed", cred_id)
             self._stop.event.wait(2.0)
+
+    def _deployments_of(self, cred_id: str, state: str) -> list[str]:
+        where = cimi_filter.And((cimi_filter.Comp(("parent",), "=", cimi_filter.Value("string", cred_id)),
+                                 cimi_filter.Comp(("state",), "=", cimi_filter.Value("string", state))))
+        with self.services.store.read() as tx:
+            return [d["id"] for d in tx.search(Query("deployment", where)).docs]
+
+    def _reconcile_all(self, cred_id: str) -> None:
+        for state in sorted(WATCHED):
+            for dep_id in self._deployments_of(cred_id, state):
+                self.reconcile(dep_id)
+
+    def _unreachable(self, cred_id: str, exc: DriverError) -> None:
+        """The engine behind ``cred_id`` does not answer: its running deployments may or may not run."""
+        for dep_id in self._deployments_of(cred_id, deployments.STARTED):
+            deployments.set_fields(self.services, dep_id, only_in=frozenset({deployments.STARTED}),
+                                   state=deployments.ERROR, status_message=exc.message,
+                                   task={"state": UNREACHABLE, "checked": now_ts()})
 
     # -- one deployment ----------------------------------------------------------------------------
 
@@ -125,15 +162,17 @@ class Reconciler:
             return
         status = tasks[0] if tasks else TaskStatus(deployment_id, "", "", MISSING)
         fields: dict[str, Any] = {"task": task_summary(status)}
+        before = dep.get("task", {}).get("state")
         if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
             fields["state"] = deployments.ERROR
             fields["status-message"] = _why(status)
         elif dep["state"] == deployments.ERROR and status.state in (RUNNING, RESTARTING) \
-                and dep.get("task", {}).get("state") in (EXITED, MISSING, RESTARTING):
+                and before in (EXITED, MISSING, RESTARTING, UNREACHABLE):
             fields["state"] = deployments.STARTED
             fields["status-message"] = "the container runs again"
-        elif dep["state"] == deployments.ERROR and status.state == MISSING \
-                and dep.get("task", {}).get("state") not in (None, MISSING):
+        elif dep["state"] == deployments.ERROR and status.state in (EXITED, MISSING) and before == UNREACHABLE:
+            fields["status-message"] = _why(status)  # the engine is back, and says what became of it
+        elif dep["state"] == deployments.ERROR and status.state == MISSING and before not in (None, MISSING):
             # `docker rm -f` is seen as die then destroy: the last word is that the container is gone
             fields["status-message"] = _why(status)
         if _changed(dep.get("task", {}), fields["task"]) or "state" in fields:
