@@ -8,6 +8,9 @@ The client only knows what the benchmark servers send: a status line, headers, a
 ``Content-Length`` bytes (uvicorn frames every non-streaming Starlette response that way). A chunked or
 close-delimited answer is an error, so it cannot be mis-timed silently.
 
+A run may mix requests of several kinds: each answer is recorded with the index of its request, and
+``Result.by_label`` splits the run per kind (``load.py`` measures a mix of operations that way).
+
 ``run`` runs the load in a child process (``multiprocessing``, spawn), so the client never shares an
 interpreter, a GIL or an event loop with the process that seeded the database or serves the requests.
 Traffic goes only to the loopback address it is given.
@@ -48,6 +51,11 @@ class Result:
     statuses: dict[int, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     cpu_s: float = 0.0  # CPU time the load generator itself used during the run
+    # which request (its index in the list given) each answer was for, and its status: parallel to
+    # ``latencies_ns``, so that a mixed run can be split per operation (``by_label``)
+    indices: list[int] = field(default_factory=list)
+    codes: list[int] = field(default_factory=list)
+    error_indices: list[int] = field(default_factory=list)  # the request each error hit (-1: connecting)
 
     @property
     def client_cpu(self) -> float:
@@ -73,6 +81,19 @@ class Result:
     @property
     def ok(self) -> int:
         return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
+
+    def by_label(self, labels: Sequence[str]) -> dict[str, "Result"]:
+        """Split a mixed run per operation: ``labels[i]`` names request ``i``. Each part keeps the run's
+        wall time, so its ``rps`` is that operation's share of the throughput."""
+        parts = {label: Result(self.concurrency, self.elapsed_s) for label in dict.fromkeys(labels)}
+        for index, latency, status in zip(self.indices, self.latencies_ns, self.codes):
+            part = parts[labels[index]]
+            part.latencies_ns.append(latency)
+            part.statuses[status] = part.statuses.get(status, 0) + 1
+        for index, error in zip(self.error_indices, self.errors):
+            if index >= 0:
+                parts[labels[index]].errors.append(error)
+        return parts
 
 
 async def _read_response(reader: asyncio.StreamReader) -> int:
@@ -101,6 +122,9 @@ class _Shared:
         self.latencies: list[int] = []
         self.statuses: dict[int, int] = {}
         self.errors: list[str] = []
+        self.error_indices: list[int] = []
+        self.indices: list[int] = []
+        self.codes: list[int] = []
 
 
 async def _connection(host: str, port: int, requests: Sequence[Request], offset: int, count: int,
@@ -109,25 +133,31 @@ async def _connection(host: str, port: int, requests: Sequence[Request], offset:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError as exc:
         shared.errors.append(f"connect: {exc}")
+        shared.error_indices.append(-1)
         shared.opened += 1
         return
     shared.opened += 1
+    index = -1
     try:
         await shared.start.wait()
         n = len(requests)
         clock = time.perf_counter_ns
         latencies, statuses, deadline = shared.latencies, shared.statuses, shared.deadline
+        indices, codes = shared.indices, shared.codes
         for i in range(count):
             if time.monotonic() >= deadline:
                 break
-            req = requests[(offset + i) % n]
+            index = (offset + i) % n
             t0 = clock()
-            writer.write(req)
+            writer.write(requests[index])
             status = await _read_response(reader)
             latencies.append(clock() - t0)
             statuses[status] = statuses.get(status, 0) + 1
+            indices.append(index)
+            codes.append(status)
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, RuntimeError, ValueError) as exc:
         shared.errors.append(f"{type(exc).__name__}: {exc}")
+        shared.error_indices.append(index)
     finally:
         writer.close()
         try:
@@ -157,8 +187,10 @@ async def _load(host: str, port: int, requests: Sequence[Request], concurrency: 
     if pending:
         await asyncio.wait(pending, timeout=5)
         shared.errors.append(f"{len(pending)} connection(s) still waiting {GRACE_S:.0f} s after the deadline")
+        shared.error_indices.append(-1)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    return Result(concurrency, elapsed, shared.latencies, shared.statuses, shared.errors, cpu)
+    return Result(concurrency, elapsed, shared.latencies, shared.statuses, shared.errors, cpu, shared.indices,
+                  shared.codes, shared.error_indices)
 
 
 def _install_uvloop() -> None:
@@ -221,7 +253,7 @@ def _serve_child(conn) -> None:  # type: ignore[no-untyped-def]
                 raise ValueError("the load generator only talks to the loopback interface")
             result = asyncio.run(_load(host, port, requests, concurrency, count, seconds))
         except BaseException as exc:  # report, never hang the parent
-            result = Result(concurrency, 0.0, errors=[f"{type(exc).__name__}: {exc}"])
+            result = Result(concurrency, 0.0, errors=[f"{type(exc).__name__}: {exc}"], error_indices=[-1])
         conn.send(result)
     conn.close()
 

@@ -173,6 +173,8 @@ class Fixture:
     key: str
     secret: str
     doc_id: str  # the document GET and PUT use
+    username: str
+    password: str
 
 
 def set_up(port: int) -> Fixture:
@@ -192,7 +194,7 @@ def set_up(port: int) -> Fixture:
                            {"name": "bench-doc", "description": "the document GET and PUT use",
                             "tags": ["bench", "t-fixed"]}, cookie)
     expect(status, 201, body, f"create {TYPE}")
-    return Fixture(port, user_id, cookie, key, secret, body["resource-id"])
+    return Fixture(port, user_id, cookie, key, secret, body["resource-id"], username, password)
 
 
 # -- seeding straight into the store -----------------------------------------------------------------
