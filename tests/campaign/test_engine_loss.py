@@ -1,7 +1,8 @@
 """The engine goes away and comes back: deployments follow it, a start in flight ends, and nothing is lost.
 
 The shared dockerd must never stop, so the test runs its own: a second ``dockerd`` with its own data root,
-exec root, pid file and socket, no bridge and no iptables (its apps publish no ports), registered as an
+exec root, pid file and socket, in a network namespace of its own, without bridge or iptables (its apps
+publish no ports; a dockerd without a bridge deletes docker0 where it runs), registered as an
 ``infrastructure-service`` with its ``infrastructure-service-swarm`` credential. Deployments run on it; it
 is stopped (SIGTERM, then SIGKILL, the latter leaving its containers' shims behind) while they run and
 while one starts, and started again on the same data root. While it is away the running deployments are
@@ -51,9 +52,10 @@ class SecondEngine:
     def args(self) -> list[str]:
         # its own network namespace: a dockerd started with --bridge=none deletes the interface docker0 of
         # the namespace it runs in, which would cut the shared engine's containers off for the whole suite
-        return ["unshare", "--net", "--", "dockerd", "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
-                "--pidfile", str(self.pidfile), "-H", self.endpoint, "--containerd", str(self.containerd_socket),
-                "--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-masq=false", "--storage-driver=vfs"]
+        return ["unshare", "--net", "--", "dockerd", "--data-root", str(self.root / "data"),
+                "--exec-root", str(self.root / "exec"), "--pidfile", str(self.pidfile), "-H", self.endpoint,
+                "--containerd", str(self.containerd_socket), "--bridge=none", "--iptables=false",
+                "--ip6tables=false", "--ip-masq=false", "--storage-driver=vfs"]
 
     def _start_containerd(self, deadline: float) -> None:
         base = self.root / "containerd"
