@@ -19,9 +19,13 @@ from typing import Any
 from ...data import embedded_store
 from ...data.base import StorageError
 from ...drivers.base import MountSpec
+from ...resources import deployment as deployments
 from ...resources.base import Services
 from ...resources.data_object import LOCAL_STORAGE, public_base_of, store_of
 from . import ActionFailed
+
+
+IDLE = frozenset({deployments.CREATED, deployments.STOPPING, deployments.STOPPED})
 
 
 def _staging(services: Services, dep: dict[str, Any]) -> str:
@@ -71,3 +75,13 @@ def _stage(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> str
 
 def discard(services: Services, dep: dict[str, Any]) -> None:
     shutil.rmtree(_staging(services, dep), ignore_errors=True)
+
+
+def discard_if_idle(services: Services, deployment_id: str) -> None:
+    """Remove what a start staged for a deployment that no start or update can be using: gone, created,
+    stopping or stopped. (A start overtaken by a stop, or killed and run again after the stop, may stage after
+    the stop discarded.) The check and the removal hold the deployment, so no start begins between them."""
+    with services.store.write() as tx:
+        dep = tx.get(deployment_id, for_update=True)
+        if dep is None or dep["state"] in IDLE:
+            discard(services, {"id": deployment_id})

@@ -151,6 +151,7 @@ def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
     deployment to ERROR (``deployments.job_ended``); a failed start first removes what it made."""
     dep = _load(ctx)
     if dep["state"] not in from_states:
+        data_mounts.discard_if_idle(ctx.services, dep["id"])  # what an attempt killed before the stop staged
         return f"nothing to {verb}: {dep['id']} is {dep['state']}"
     try:
         return _deploy(ctx, dep, verb, from_states)
@@ -193,7 +194,7 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
                                     status_message=message, phases=phases, task=task_summary(result.status))
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
         driver.destroy(dep["id"])
-        data_mounts.discard(ctx.services, dep)  # the stop may have discarded it before this start staged it
+        data_mounts.discard_if_idle(ctx.services, dep["id"])  # the stop may have discarded before this staged
         return f"{dep['id']} changed while starting; its container was removed"
     return message
 
