@@ -379,3 +379,17 @@ def check_change(world: World, caller: Any, doc: Doc, op: str, expected: int, pr
         assert {k: after.json().get(k) for k in WATCHED} == {k: before.get(k) for k in WATCHED}
     world.changed(doc.id, after.json())
 
+
+def test_deleting_a_module_version_deletes_nothing(world: World) -> None:
+    """``module/<uuid>_<n>`` reads one version; deleting it answered 200 after deleting the content of every
+    version, leaving a module whose versions all pointed at nothing. It is refused, as an edit of it is."""
+    module = world.component()
+    edited = world.owner.put(module, json={"content": {**world.snapshot(module)["content"], "commit": "second"}})
+    assert edited.status_code == 200, edited.text
+    version = f"{module}_0"
+    resp = world.owner.delete(version)
+    _status(resp, 400)
+    assert resp.json()["message"] == "delete the module itself, not one of its versions"
+    for rid in (version, f"{module}_1", module):
+        assert "image" in world.stored(rid)["content"], rid
+    assert world.owner.delete(module).status_code == 200

@@ -205,6 +205,9 @@ class Module(ResourceType):
             self._add_version(ctx, tx, new, content)
 
     def before_delete(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        # a version is read through its module: deleting it would delete every version's content
+        if split_version(doc["id"])[1] is not None:
+            raise BadRequest("delete the module itself, not one of its versions")
         if doc["subtype"] == "project" and tx.find_one("module", "parent-path", doc["path"]) is not None:
             raise Forbidden("Cannot delete project with children", doc["id"])
         for version in doc.get("versions") or []:
