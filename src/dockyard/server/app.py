@@ -170,6 +170,10 @@ class Api:
         rtype = self._type(name, request.url.path)
         rid = f"{name}/{request.path_params['uuid']}"
         act = request.path_params["action"]
+        if request.method == "GET":
+            # Nuvla takes any verb here, but a GET is what a link or an <img> sends with the session cookie
+            # (SameSite=Lax lets top-level navigations carry it): no action may be one click on a stranger's page
+            raise MethodNotAllowed(f"invalid method (get) for {request.url.path}: actions need POST")
         body = await self._json_body(request)
         return await self._run(
             request, lambda ctx: crud.action(ctx, rtype, rid, act, body, request.method, request.url.path))
