@@ -117,6 +117,8 @@ class ResourceType:
     # -- ids and defaults --------------------------------------------------------------------------
 
     def new_id(self, ctx: Ctx, doc: dict[str, Any]) -> str:
+        """The id of a new document. Runs before validation, so a type that derives its id from attributes
+        must cope with them missing or of the wrong type (a random id then: validation refuses the document)."""
         return ids.new_id(self.name)
 
     def default_acl(self, ctx: Ctx, doc: dict[str, Any]) -> dict[str, list[str]]:

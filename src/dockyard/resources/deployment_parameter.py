@@ -53,7 +53,10 @@ class DeploymentParameter(ResourceType):
     collection_acl = {"query": [USER, DEPLOYMENT_ROLE], "add": [USER], "bulk-delete": [USER]}
 
     def new_id(self, ctx: Ctx, doc: dict[str, Any]) -> str:
-        return ids.deployment_parameter_id(doc["parent"], doc.get("node-id"), doc["name"])
+        parent, name = doc.get("parent"), doc.get("name")
+        if not isinstance(parent, str) or not isinstance(name, str):
+            return super().new_id(ctx, doc)
+        return ids.deployment_parameter_id(parent, doc.get("node-id"), name)
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         deployment = tx.get(doc["parent"])

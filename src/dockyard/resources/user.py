@@ -124,4 +124,7 @@ class UserIdentifier(ResourceType):
     log_events = False
 
     def new_id(self, ctx: Ctx, doc: dict[str, Any]) -> str:
-        return "user-identifier/" + ids.name_uuid(doc["identifier"])
+        identifier = doc.get("identifier")
+        if not isinstance(identifier, str):
+            return super().new_id(ctx, doc)
+        return "user-identifier/" + ids.name_uuid(identifier)
