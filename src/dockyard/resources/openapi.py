@@ -2,10 +2,11 @@
 
 Every registered type gets its collection path (search with ``GET`` or a form-encoded ``PUT``, add with
 ``POST``, bulk delete with ``DELETE`` and a ``bulk`` header), its item path (``GET``, ``PUT`` as a merge or a
-JSON patch, ``DELETE``) and a ``POST`` path per action. A type's document schema is its ``Attr``s: the kinds
-give the JSON types, ``required`` the required list, ``server`` marks an attribute read-only and ``hidden``
-ones are left out. Templated types are created from ``{"template": {"href": ...}}`` with the templates
-seeded for them. Every error is Nuvla's ``{status, message, resource-id}``.
+JSON patch, ``DELETE``) and a ``POST`` path per action. A type's schemas are its ``Attr``s: the kinds give
+the JSON types, ``server`` marks an attribute read-only, ``hidden`` ones are left out, and ``required``
+makes the required list of ``<type>-create`` (a document as returned holds what the caller may see, so
+only its ``id`` is sure). Templated types are created from ``{"template": {"href": ...}}`` with the
+templates seeded for them. Every error is Nuvla's ``{status, message, resource-id}``.
 
 Only what a type declares is described: a path exists when the type offers it (an ``add`` right in its
 collection ACL, ``editable``, an action), so the document says what a client may call, nothing more.
@@ -20,6 +21,7 @@ from typing import Any
 
 from ..core.acl import COLLECTION_RIGHTS
 from ..core.ids import UUID_PART_RE
+from ..store.query import AGGREGATIONS
 from .attributes import COMMON, acl_kind, json_schema
 from .base import Action, ResourceType, TemplateType
 from .session import COOKIE
@@ -92,13 +94,15 @@ def _ref(name: str, kind: str = "schemas") -> Json:
 # -- schemas -----------------------------------------------------------------------------------------
 
 def _schemas_of(rtype: ResourceType, templates: list[Mapping[str, Any]]) -> Json:
+    """The document, what creates one (with the required attributes) and what edits one."""
     name = rtype.name
-    doc = rtype.schema.to_json_schema()
-    edit = {k: v for k, v in doc.items() if k != "required"}  # an edit merges: nothing is required
-    out = {name: doc, f"{name}-edit": edit, f"{name}-collection": _collection_schema(name)}
-    if rtype.templated:
-        out[f"{name}-create"] = _templated_create(rtype, templates)
-    return out
+    declared = rtype.schema.to_json_schema()
+    anyhow = {k: v for k, v in declared.items() if k != "required"}
+    # what a caller gets back holds what its rights and ``select`` let it see: only the id for sure
+    document = {**anyhow, "required": ["id"], "description": _summary(rtype)}
+    create = _templated_create(rtype, templates) if rtype.templated else declared
+    return {name: document, f"{name}-create": create, f"{name}-edit": anyhow,  # an edit merges
+            f"{name}-collection": _collection_schema(name)}
 
 
 def _collection_schema(name: str) -> Json:
@@ -146,6 +150,7 @@ def _type_of(value: Any) -> Json:
 
 
 _PRINCIPALS = {"type": "array", "items": {"type": "string"}}
+_INDEX = {"type": "integer", "minimum": 0, "maximum": 999_999_999}
 ACL = json_schema(acl_kind)
 
 _COMMON_SCHEMAS: Json = {
@@ -171,7 +176,7 @@ _COMMON_SCHEMAS: Json = {
         "location": {"type": "string"}}},
     "search-form": {"type": "object", "properties": {
         "filter": {"type": "string"}, "orderby": {"type": "string"}, "select": {"type": "string"},
-        "first": {"type": "integer", "minimum": 0}, "last": {"type": "integer", "minimum": 0},
+        "first": _INDEX, "last": _INDEX,
         "aggregation": {"type": "string"}}},
     "json-patch": {"type": "array", "items": {"type": "object", "required": ["op", "path"], "properties": {
         "op": {"type": "string", "enum": ["add", "remove", "replace", "move", "copy", "test"]},
@@ -185,22 +190,23 @@ def _query(name: str, description: str, schema: Json) -> Json:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
-_ATTRS = r"^[A-Za-z@][\w:@.-]*(/[A-Za-z@][\w:@.-]*)*(:(asc|desc))?(,[A-Za-z@][\w:@.-]*(/[A-Za-z@][\w:@.-]*)*(:(asc|desc))?)*$"
+_ATTR = r"[A-Za-z@][\w:@.-]*(/[A-Za-z@][\w:@.-]*)*"
+_ORDER = rf"{_ATTR}(:(asc|desc))?"
+_AGGREGATION = rf"({'|'.join(AGGREGATIONS)}):{_ATTR}"
 
 _PARAMETERS: Json = {
     "uuid": {"name": "uuid", "in": "path", "required": True, "description": "the part of the id after the type",
              "schema": {"type": "string", "pattern": UUID_PART_RE.pattern}},
     "filter": _query("filter", "a CIMI filter, e.g. state='STARTED' and created>'2026-01-01'",
                      {"type": "string"}),
-    "orderby": _query("orderby", "attr[:asc|:desc], comma separated", {"type": "string", "pattern": _ATTRS}),
+    "orderby": _query("orderby", "attr[:asc|:desc], comma separated",
+                      {"type": "string", "pattern": f"^{_ORDER}(,{_ORDER})*$"}),
     "select": _query("select", "attributes to return, comma separated (id is always returned); on an edit, "
                      "selected attributes absent from the body are removed", {"type": "string"}),
-    "first": _query("first", "1-based index of the first result", {"type": "integer", "minimum": 0}),
-    "last": _query("last", "1-based index of the last result (inclusive); 0 counts only",
-                   {"type": "integer", "minimum": 0}),
-    "aggregation": _query("aggregation", "algorithm:attribute, comma separated (terms, min, max, sum, avg, "
-                          "stats, extendedstats, value_count, percentiles, cardinality, missing)",
-                          {"type": "string"}),
+    "first": _query("first", "1-based index of the first result", _INDEX),
+    "last": _query("last", "1-based index of the last result (inclusive); 0 counts only", _INDEX),
+    "aggregation": _query("aggregation", f"algorithm:attribute, comma separated ({', '.join(AGGREGATIONS)})",
+                          {"type": "string", "pattern": f"^{_AGGREGATION}(,{_AGGREGATION})*$"}),
     "bulk": {"name": "bulk", "in": "header", "required": True, "description": "any value: confirms a bulk request",
              "schema": {"type": "string"}},
 }
@@ -246,7 +252,7 @@ def _collection_path(rtype: ResourceType) -> Json:
                 "responses": {"200": found, **_errors(400, 403)}},
     }
     if "add" in acl:
-        create = f"{name}-create" if rtype.templated else name
+        create = f"{name}-create"
         item["post"] = {
             "tags": [name], "operationId": f"add-{name}", "summary": f"add a {name}",
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(create)}}},
