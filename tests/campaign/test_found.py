@@ -1,4 +1,5 @@
-"""Bugs the schemathesis campaign (test_schemathesis.py) found, each pinned by the request that showed it."""
+"""Bugs the schemathesis campaign (test_schemathesis.py) found, and those found while aiming it, each pinned by
+the request that showed it (on both databases where the store is involved)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,15 @@ def root(sqlite_server):
 @pytest.fixture(scope="module")
 def user(sqlite_server, root):
     return make_user(sqlite_server, root)
+
+
+@pytest.fixture
+def someone(live_server):
+    return make_user(live_server, admin(live_server))
+
+
+def post_raw(caller, path: str, body: bytes):
+    return caller.post(path, content=body, headers={"content-type": "application/json"})
 
 
 @pytest.mark.parametrize("body, missing", [
@@ -34,3 +44,14 @@ def test_a_user_identifier_without_its_identifier_is_refused(root):
     status, message = error_of(resp)
     assert status == 400
     assert "missing required attribute 'identifier'" in message
+
+
+@pytest.mark.parametrize("text", [r"\ud800", r"x\udfffy", r"\uDC00\ud83d"])
+def test_a_lone_surrogate_in_a_json_string_is_malformed_json(someone, text):
+    resp = post_raw(someone, "infrastructure-service-group", b'{"name": "' + text.encode() + b'"}')
+    status, message = error_of(resp)
+    assert status == 400
+    assert "malformed JSON in request body" in message and "surrogate" in message
+    assert someone.count("infrastructure-service-group") == 0
+    # a pair is one character, and fine
+    assert post_raw(someone, "infrastructure-service-group", b'{"name": "\\ud83d\\ude00"}').status_code == 201

@@ -73,20 +73,27 @@ def parse_json(body: bytes) -> Any:
     except RecursionError:
         raise BadRequest("malformed JSON in request body: nested too deeply") from None
     # PostgreSQL cannot store NUL in text or jsonb: refuse it on every backend alike
-    if _NUL_ESCAPE.search(body) and _has_nul(value):
+    if _NUL_ESCAPE.search(body) and _has_string(value, lambda s: "\x00" in s):
         raise BadRequest("malformed JSON in request body: strings must not contain NUL (\\u0000)")
+    # an escaped surrogate without its pair is no character at all: it cannot be stored (UTF-8) nor sent back
+    if _SURROGATE_ESCAPE.search(body) and _has_string(value, _LONE_SURROGATE.search):
+        raise BadRequest("malformed JSON in request body: a \\ud800-\\udfff escape is a lone surrogate; "
+                         "only a high and low pair makes a character")
     return value
 
 
 _NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _has_nul(value: Any) -> bool:
+def _has_string(value: Any, test: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) passes ``test``."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
+            if test(item):
                 return True
         elif isinstance(item, dict):
             stack.extend(item)
