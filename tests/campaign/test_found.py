@@ -55,3 +55,13 @@ def test_a_lone_surrogate_in_a_json_string_is_malformed_json(someone, text):
     assert someone.count("infrastructure-service-group") == 0
     # a pair is one character, and fine
     assert post_raw(someone, "infrastructure-service-group", b'{"name": "\\ud83d\\ude00"}').status_code == 201
+
+
+@pytest.mark.parametrize("constant", [b"NaN", b"Infinity", b"-Infinity"])
+def test_non_standard_json_numbers_are_malformed_json(someone, constant):
+    body = b'{"infrastructure-service": "infrastructure-service/local-storage", "x": ' + constant + b"}"
+    resp = post_raw(someone, "data-record", body)
+    status, message = error_of(resp)
+    assert status == 400
+    assert "malformed JSON in request body" in message and constant.decode() in message
+    assert someone.count("data-record") == 0

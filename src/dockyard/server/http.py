@@ -67,7 +67,7 @@ def parse_json(body: bytes) -> Any:
     if not body.strip():
         return None
     try:
-        value = json.loads(body)
+        value = json.loads(body, parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"malformed JSON in request body: {exc}") from None
     except RecursionError:
@@ -80,6 +80,12 @@ def parse_json(body: bytes) -> Any:
         raise BadRequest("malformed JSON in request body: a \\ud800-\\udfff escape is a lone surrogate; "
                          "only a high and low pair makes a character")
     return value
+
+
+def _no_constant(name: str) -> Any:
+    """Python reads NaN and ±Infinity, which JSON has not: PostgreSQL refuses to store them and clients to read
+    them back."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 _NUL_ESCAPE = re.compile(rb"\\u0000", re.IGNORECASE)
