@@ -65,3 +65,15 @@ def test_non_standard_json_numbers_are_malformed_json(someone, constant):
     assert status == 400
     assert "malformed JSON in request body" in message and constant.decode() in message
     assert someone.count("data-record") == 0
+
+
+@pytest.mark.parametrize("ts", ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+01:00"])
+def test_a_timestamp_that_leaves_the_calendar_in_utc_is_refused(user, ts):
+    resp = user.post("data-record", json={"infrastructure-service": "infrastructure-service/local-storage",
+                                          "timestamp": ts})
+    status, message = error_of(resp)
+    assert status == 400
+    assert "attribute 'timestamp' must be a timestamp" in message
+    # the last instant UTC can hold is still fine
+    assert user.post("data-record", json={"infrastructure-service": "infrastructure-service/local-storage",
+                                          "timestamp": "9999-12-31T23:59:59Z"}).status_code == 201

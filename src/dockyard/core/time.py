@@ -29,7 +29,10 @@ def parse_ts(text: str) -> datetime:
     """Parse a timestamp as Nuvla accepts it (0-3 fraction digits, ``Z`` or an offset); ValueError if not."""
     if not isinstance(text, str) or not _INPUT.match(text):
         raise ValueError(f"not a timestamp: {text!r}")
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:  # in UTC, where 9999-12-31T23:59:59-14:00 has no year to be in
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"not a timestamp within years 1-9999 in UTC: {text!r}") from None
 
 
 def normalise_ts(text: str) -> str:
