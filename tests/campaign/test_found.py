@@ -77,3 +77,13 @@ def test_a_timestamp_that_leaves_the_calendar_in_utc_is_refused(user, ts):
     # the last instant UTC can hold is still fine
     assert user.post("data-record", json={"infrastructure-service": "infrastructure-service/local-storage",
                                           "timestamp": "9999-12-31T23:59:59Z"}).status_code == 201
+
+
+def test_an_api_key_ttl_beyond_the_calendar_is_refused(user):
+    before = user.count("credential")
+    resp = user.post("credential", json={"template": {"href": "credential-template/generate-api-key",
+                                                      "ttl": 10 ** 12}})
+    status, message = error_of(resp)
+    assert status == 400
+    assert "template attribute 'ttl'" in message
+    assert user.count("credential") == before

@@ -90,7 +90,10 @@ class ApiKey(Method):
             "claims": {"identity": identity, "roles": roles},
         }
         if ttl:
-            doc["expiry"] = ts_in(ttl)
+            try:
+                doc["expiry"] = ts_in(ttl)
+            except OverflowError:
+                raise BadRequest("template attribute 'ttl' puts the expiry past year 9999") from None
         return doc
 
     def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
