@@ -87,3 +87,12 @@ def test_an_api_key_ttl_beyond_the_calendar_is_refused(user):
     assert status == 400
     assert "template attribute 'ttl'" in message
     assert user.count("credential") == before
+
+
+def test_a_timestamp_before_year_1000_keeps_its_four_digit_year(someone):
+    rid = someone.add("data-record", {"infrastructure-service": "infrastructure-service/local-storage",
+                                      "timestamp": "0225-04-23T16:24:31Z"})
+    assert someone.get(rid).json()["timestamp"] == "0225-04-23T16:24:31.000Z"
+    # stored as written, the document stays valid: it can be edited and found by its time
+    assert someone.put(rid, json={"description": "still valid"}).status_code == 200
+    assert someone.ids("data-record", "timestamp<'1000-01-01T00:00:00Z'") == {rid}
