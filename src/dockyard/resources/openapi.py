@@ -283,7 +283,7 @@ def _item_path(rtype: ResourceType) -> Json:
             "parameters": [_ref("select", "parameters")],
             "requestBody": {"required": True, "content": {JSON: {"schema": _ref(f"{name}-edit")},
                                                           PATCH: {"schema": _ref("json-patch")}}},
-            "responses": {"200": found, **_errors(400, 403, 404, 409, 413)}}
+            "responses": {"200": found, **_errors(400, 403, 404, 406, 409, 413)}}
     if not isinstance(rtype, TemplateType):
         item["delete"] = {
             "tags": [name], "operationId": f"delete-{name}", "summary": f"delete a {name}",
