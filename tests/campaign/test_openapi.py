@@ -8,7 +8,7 @@ import pytest
 import schemathesis
 from openapi_spec_validator import validate
 
-from dockyard.resources.attributes import COMMON
+from dockyard.resources.attributes import COMMON, anything, json_schema
 from dockyard.resources.base import TemplateType
 from dockyard.resources.registry import all_types
 
@@ -83,6 +83,13 @@ def test_attributes_follow_their_declarations(spec):
     assert acl["required"] == ["owners"] and {"owners", "view-meta", "edit-acl", "manage"} <= set(acl["properties"])
     assert schemas["deployment"]["properties"]["acl"] == {"$ref": "#/components/schemas/acl"}
     assert set(COMMON.by_name) <= set(schemas["event"]["properties"])
+
+
+def test_every_kind_says_what_it_accepts():
+    """A kind of one's own needs ``@described``; only ``anything`` means any value."""
+    undescribed = {(name, attr.name) for name, rtype in TYPES.items() for attr in rtype.schema.attrs
+                   if not json_schema(attr.kind) and attr.kind is not anything and not attr.hidden}
+    assert not undescribed
 
 
 def test_templated_types_are_created_from_their_templates(spec):

@@ -179,6 +179,13 @@ def anything(value: Any) -> Any:
     return value
 
 
+@described({"type": "array", "items": {"type": "object", "required": ["rel", "href"],
+                                       "properties": {"rel": {"type": "string"}, "href": {"type": "string"}}}})
+def operations(value: Any) -> Any:
+    """What the caller may do with a document: set by the server on the way out, never stored."""
+    return value
+
+
 @dataclass(frozen=True)
 class Attr:
     """One attribute.
@@ -313,7 +320,7 @@ COMMON = Schema((
     Attr("updated", timestamp, server=True),
     Attr("created-by", string(), server=True),
     Attr("updated-by", string(), server=True),
-    Attr("operations", anything, server=True, indexed=False),
+    Attr("operations", operations, server=True, indexed=False),
     Attr("acl", acl_kind),
     Attr("name", string(max_len=1000)),
     Attr("description", text(100000)),

@@ -22,7 +22,7 @@ from ..core.time import now_ts
 from ..store.db import Tx
 from . import crud, deployment_data
 from . import job as jobs
-from .attributes import COMMON, Attr, any_map, href, list_of, one_of, string, text
+from .attributes import COMMON, Attr, any_map, described, href, list_of, one_of, string, text
 from .base import Action, Ctx, ResourceType, Reply
 from .deployment_mounts import check_mounts
 from .deployment_parameter import DEPLOYMENT_ROLE, of_deployment, parameter_acl
@@ -50,6 +50,8 @@ DEFAULT_CREDENTIAL = "credential/local-docker"
 JOB_PRIORITY = 50
 
 
+@described({"type": "object", "properties": {"api-key": {"type": "string"}},
+            "description": "the deployment's API key (its secret is never returned)"})
 def _api_credentials(value: Any) -> Any:
     return any_map(value)
 
