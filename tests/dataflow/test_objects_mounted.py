@@ -11,7 +11,7 @@ from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 from nuvla.api.resources.deployment import Deployment
 
-from ..deployments.conftest import DEPLOYED, api_for, component, http_get, new_user, parameters, wait_state
+from ..deployments.conftest import DEPLOYED, component, deployment_key, new_user, wait_state
 from .test_data_api import LOCAL_CRED
 
 
@@ -39,10 +39,7 @@ def test_objects_chosen_by_id_and_by_filter_are_mounted_and_readable_by_the_key(
     written = container.exec_run(["sh", "-c", f"echo x > /mnt/{b1}/new.txt"])
     assert written.exit_code != 0  # read-only
 
-    env = dict(line.split("=", 1) for line in
-               http_get(f"http://127.0.0.1:{parameters(api, dep.id)['tcp.80']}/").text.splitlines() if "=" in line)
-    key = api_for(sqlite_server)
-    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    key = deployment_key(sqlite_server, api, dep.id)
     assert {key.get(by_id).id, key.get(by_filter).id} == {by_id, by_filter}
     with pytest.raises(NuvlaError) as err:
         key.get(withheld)

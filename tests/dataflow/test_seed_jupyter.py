@@ -9,8 +9,8 @@ import pytest
 from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
-from ..deployments.conftest import (api_for, component, deploy, http_get, new_user, parameters, start,
-                                    wait_parameter, wait_state)
+from ..deployments.conftest import (component, deploy, deployment_key, http_get, new_user, parameters, start,
+    wait_parameter, wait_state)
 from .test_data_api import LOCAL_CRED, LOCAL_STORAGE, prefix
 
 
@@ -74,10 +74,7 @@ def test_the_deployment_key_cannot_read_records_it_was_not_given(sqlite_server, 
     dep_id = deploy(api, module_id, **{"data-records": {given: {}}})
     start(api, dep_id)
     wait_state(api, dep_id, "STARTED")
-    env = dict(line.split("=", 1) for line in
-               http_get(f"http://127.0.0.1:{parameters(api, dep_id)['tcp.80']}/").text.splitlines() if "=" in line)
-    key = api_for(sqlite_server)
-    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    key = deployment_key(sqlite_server, api, dep_id)
     assert key.get(given).id == given
     with pytest.raises(NuvlaError) as err:
         key.get(withheld)

@@ -18,7 +18,7 @@ from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
 from ..conftest import free_port
-from ..deployments.conftest import api_for, component, deploy, http_get, new_user, parameters, start, wait_state
+from ..deployments.conftest import component, deploy, deployment_key, new_user, start, wait_state
 from .test_data_api import LOCAL_CRED, prefix
 from .test_s3_backend import s3_store
 
@@ -74,10 +74,7 @@ def test_a_record_lends_a_deployment_only_the_objects_selected_not_a_strangers_w
                     **{"data-records": {record: {}}})
     start(bob, dep_id)
     wait_state(bob, dep_id, "STARTED")
-    env = dict(line.split("=", 1) for line in
-               http_get(f"http://127.0.0.1:{parameters(bob, dep_id)['tcp.80']}/").text.splitlines() if "=" in line)
-    key = api_for(sqlite_server)
-    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    key = deployment_key(sqlite_server, bob, dep_id)
     assert key.get(bobs).id == bobs  # what the record describes, in bob's store
     with pytest.raises(NuvlaError) as err:
         key.get(alices)

@@ -115,3 +115,23 @@ def http_get(url: str, timeout: float = 30.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def deployment_key(server, api: Api, dep_id: str) -> Api:
+    """A client logged in with the key the deployment's container got (the test app serves its environment
+    on port 80)."""
+    page = http_get(f"http://127.0.0.1:{parameters(api, dep_id)['tcp.80']}/").text
+    env = dict(line.split("=", 1) for line in page.splitlines() if "=" in line)
+    key = api_for(server)
+    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    return key
+
+
+def container_of(docker_client, dep_id: str):
+    [container] = docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
+    return container
+
+
+def sh(container, script: str) -> tuple[int, str]:
+    result = container.exec_run(["sh", "-c", script])
+    return result.exit_code, result.output.decode()

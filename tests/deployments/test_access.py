@@ -7,7 +7,7 @@ from nuvla.api import NuvlaError
 
 from dockyard.core.ids import deployment_parameter_id
 
-from .conftest import api_for, component, deploy, http_get, new_user, parameters, start, wait_state
+from .conftest import api_for, component, deploy, deployment_key, http_get, new_user, parameters, start, wait_state
 
 
 def test_another_user_cannot_read_start_stop_or_see_parameters(sqlite_server, images):
@@ -69,10 +69,7 @@ def test_requires_user_rights_gives_the_key_the_starting_users_claims(sqlite_ser
                                    **{"requires-user-rights": True}))
     start(alice, mine)
     wait_state(alice, mine, "STARTED")
-    env = dict(line.split("=", 1) for line in
-               http_get(f"http://127.0.0.1:{parameters(alice, mine)['tcp.80']}/").text.splitlines() if "=" in line)
-    key = api_for(sqlite_server)
-    assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201
+    key = deployment_key(sqlite_server, alice, mine)
     assert key.get(other).id == other  # the user's own rights, not only the deployment's
     assert key.search("deployment").count == 2
     alice.operation(alice.get(mine), "stop")

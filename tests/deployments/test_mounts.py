@@ -11,20 +11,10 @@ import pytest
 from nuvla.api import NuvlaError
 
 from ..conftest import ADMIN_PASSWORD
-from .conftest import api_for, component, deploy, new_user, start, wait_state
+from .conftest import api_for, component, container_of, deploy, new_user, sh, start, wait_state
 
 
-def _container(docker_client, dep_id):
-    [container] = docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
-    return container
-
-
-def _sh(container, script):
-    result = container.exec_run(["sh", "-c", script])
-    return result.exit_code, result.output.decode()
-
-
-def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, images, docker_client):
+def test_volumes_tmpfs_and_read_only_flags_reach_thecontainer_of(sqlite_server, images, docker_client):
     api, _ = new_user(sqlite_server)
     volume = f"dyt-vol-{uuid.uuid4().hex[:8]}"
     engine_name = None
@@ -35,12 +25,12 @@ def test_volumes_tmpfs_and_read_only_flags_reach_the_container(sqlite_server, im
             {"mount-type": "tmpfs", "target": "/scratch"}]))
         start(api, dep_id)
         wait_state(api, dep_id, "STARTED")
-        box = _container(docker_client, dep_id)
+        box = container_of(docker_client, dep_id)
         [engine_name] = {m["Name"] for m in box.attrs["Mounts"] if m["Type"] == "volume"}
         assert engine_name.endswith("-" + volume)  # the owner's own volume: see test_tenancy
-        assert _sh(box, "echo kept > /work/note && cat /frozen/note") == (0, "kept\n")
-        assert _sh(box, "echo no > /frozen/other")[0] != 0  # read-only
-        code, mounts = _sh(box, "cat /proc/mounts")
+        assert sh(box, "echo kept > /work/note && cat /frozen/note") == (0, "kept\n")
+        assert sh(box, "echo no > /frozen/other")[0] != 0  # read-only
+        code, mounts = sh(box, "cat /proc/mounts")
         assert code == 0 and any(line.split()[1:3] == ["/scratch", "tmpfs"] for line in mounts.splitlines())
         api.operation(api.get(dep_id), "stop")
         wait_state(api, dep_id, "STOPPED")
@@ -81,9 +71,9 @@ def test_an_administrator_may_bind_a_host_path_read_only(sqlite_server, images, 
         {"mount-type": "bind", "source": str(shared), "target": "/host", "read-only": True}]))
     start(admin, dep_id)
     wait_state(admin, dep_id, "STARTED")
-    box = _container(docker_client, dep_id)
-    assert _sh(box, "cat /host/hello.txt") == (0, "from the host")
-    assert _sh(box, "touch /host/new")[0] != 0
+    box = container_of(docker_client, dep_id)
+    assert sh(box, "cat /host/hello.txt") == (0, "from the host")
+    assert sh(box, "touch /host/new")[0] != 0
     admin.operation(admin.get(dep_id), "stop")
     wait_state(admin, dep_id, "STOPPED")
 
@@ -102,6 +92,6 @@ def test_an_update_to_a_version_with_a_host_path_is_refused_too(sqlite_server, i
         api.operation(api.get(dep_id), "update")
     assert err.value.response.status_code == 403 and "host path '/'" in err.value.reason
     assert api.get(dep_id).data["state"] == "STARTED"
-    assert not any(m["Destination"] == "/host" for m in _container(docker_client, dep_id).attrs["Mounts"])
+    assert not any(m["Destination"] == "/host" for m in container_of(docker_client, dep_id).attrs["Mounts"])
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")

@@ -13,21 +13,11 @@ from nuvla.api import NuvlaError
 from tests.support import make_tls_pems, tls_engine
 
 from ..conftest import start_server, stop_server
-from .conftest import DEPLOYED, component, deploy, new_user, start, wait_state
-
-
-def _container(docker_client, dep_id):
-    [container] = docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
-    return container
-
-
-def _sh(container, script):
-    result = container.exec_run(["sh", "-c", script])
-    return result.exit_code, result.output.decode()
+from .conftest import DEPLOYED, component, container_of, deploy, new_user, sh, start, wait_state
 
 
 def _volumes_of(docker_client, dep_id) -> set[str]:
-    return {m["Name"] for m in _container(docker_client, dep_id).attrs["Mounts"] if m["Type"] == "volume"}
+    return {m["Name"] for m in container_of(docker_client, dep_id).attrs["Mounts"] if m["Type"] == "volume"}
 
 
 def _stop(api, dep_id):
@@ -48,7 +38,7 @@ def test_a_volume_name_reaches_only_its_owners_volume(sqlite_server, images, doc
         start(alice, first)
         wait_state(alice, first, "STARTED")
         created |= _volumes_of(docker_client, first)
-        assert _sh(_container(docker_client, first), "echo alice-secret > /work/key")[0] == 0
+        assert sh(container_of(docker_client, first), "echo alice-secret > /work/key")[0] == 0
         _stop(alice, first)
 
         # bob names the same volume: he gets a volume of his own, empty
@@ -56,7 +46,7 @@ def test_a_volume_name_reaches_only_its_owners_volume(sqlite_server, images, doc
         start(bob, second)
         wait_state(bob, second, "STARTED")
         created |= _volumes_of(docker_client, second)
-        assert _sh(_container(docker_client, second), "ls -A /work") == (0, "")
+        assert sh(container_of(docker_client, second), "ls -A /work") == (0, "")
         assert len(created) == 2 and all(v.endswith("-" + name) for v in created)
         _stop(bob, second)
 
@@ -74,7 +64,7 @@ def test_a_volume_name_reaches_only_its_owners_volume(sqlite_server, images, doc
         again = deploy(alice, component(alice, images["app"], mounts=mounts))
         start(alice, again)
         wait_state(alice, again, "STARTED")
-        assert _sh(_container(docker_client, again), "cat /work/key") == (0, "alice-secret\n")
+        assert sh(container_of(docker_client, again), "cat /work/key") == (0, "alice-secret\n")
         _stop(alice, again)
     finally:
         for volume in created:
@@ -120,7 +110,7 @@ def test_a_sized_tmpfs_volume_is_allowed(sqlite_server, images, docker_client):
          "volume-options": {"type": "tmpfs", "device": "tmpfs", "o": "size=4m,mode=1777"}}]))
     start(api, dep_id)
     wait_state(api, dep_id, "STARTED")
-    code, mounts = _sh(_container(docker_client, dep_id), "cat /proc/mounts")
+    code, mounts = sh(container_of(docker_client, dep_id), "cat /proc/mounts")
     assert code == 0 and any(line.split()[1:3] == ["/fast", "tmpfs"] for line in mounts.splitlines())
     _stop(api, dep_id)
 
@@ -186,7 +176,7 @@ def test_the_sweep_through_another_registration_of_the_same_engine_leaves_others
         wait_state(bob, dep_id, "STARTED")
         time.sleep(3)  # ten sweeps
         assert bob.get(dep_id).data["state"] == "STARTED"
-        assert _container(docker_client, dep_id).status == "running"
+        assert container_of(docker_client, dep_id).status == "running"
         _stop(bob, dep_id)
     finally:
         stop_server(server)
