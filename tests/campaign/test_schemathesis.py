@@ -286,6 +286,8 @@ _VALUE = (r"('[^'\\]{0,8}'|\"[a-zA-Z0-9 ]{0,6}\"|[0-9]{1,22}|null|true|false|"
 _COMPARISON = rf"{_ATTR}(=|!=|<|<=|>|>=|\^=|==){_VALUE}"
 FILTER = rf"^{_COMPARISON}( (and|or) ({_COMPARISON}|\({_COMPARISON} or {_COMPARISON}\))){{0,3}}$"
 SELECT = rf"^{_ATTR}(,{_ATTR}){{0,3}}$"
+# timestamps at the edges of the calendar, where conversions to UTC and formatting break first
+TIMESTAMP = r"^(0001-01-01T00:00:00|0225-04-23T16:24:31|2026-02-28T23:59:59|9999-12-31T23:59:59)(\.[0-9]{1,6})?(Z|[+-](14:00|0030))$"
 
 
 def aimed(spec: dict[str, Any]) -> dict[str, Any]:
@@ -335,6 +337,8 @@ def _tractable(node: Any, acl: dict[str, Any]) -> Any:
         return node
     if node == {"$ref": "#/components/schemas/acl"}:
         return acl
+    if node.get("format") == "date-time":
+        return {"type": "string", "pattern": TIMESTAMP}
     out = {k: _tractable(v, acl) for k, v in node.items() if not (k == "maxLength" and v > 2000)}
     if out.get("type") == "array":
         out["maxItems"] = min(out.get("maxItems", SMALL), SMALL)
