@@ -372,3 +372,20 @@ def test_cancelling_a_queued_start_leaves_the_deployment_in_error(split_server, 
     stop_and_wait(api, dep_id)
     assert api.search("credential", filter=f"parent='{dep_id}'").count == 0
     api.delete(dep_id)
+
+
+def test_an_edit_cannot_move_the_lifecycle(sqlite_server, images, docker_client):
+    """State is the lifecycle's: an edit that says STOPPED would otherwise let a delete drop a deployment
+    whose container still runs."""
+    api, _ = new_user(sqlite_server)
+    dep_id = deploy(api, component(api, images["app"]))
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    edited = api.edit(dep_id, {"state": "STOPPED", "name": "renamed"}).data
+    assert edited["state"] == "STARTED" and edited["name"] == "renamed"
+    with pytest.raises(NuvlaError) as err:
+        api.delete(dep_id)
+    assert err.value.response.status_code == 409
+    assert docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")

@@ -58,7 +58,9 @@ def _api_credentials(value: Any) -> Any:
 
 SCHEMA = COMMON.extend(
     Attr("module", any_map, required=True, immutable=True, indexed=False),
-    Attr("state", one_of(*STATES), required=True),
+    # the lifecycle's alone (Nuvla lets an edit set it): a STARTED deployment edited to STOPPED could be
+    # deleted under its running container, or started again beside it
+    Attr("state", one_of(*STATES), required=True, server=True),
     Attr("api-endpoint", string(max_len=2000), required=True),
     Attr("api-credentials", _api_credentials, server=True, indexed=False),
     Attr("parent", href("credential"), immutable=True),
