@@ -230,7 +230,7 @@ class StreamWatcher(Watcher):
             self.cond.notify_all()
 
     def _when(self, dep_id: str, state: str, port: bool) -> float | None:
-        if dep_id in self.failed:
+        if dep_id in self.failed and state != "ERROR":  # ERROR is awaited only where it is the point
             raise RuntimeError(f"{dep_id} went to ERROR: {self.failed[dep_id]}")
         at = self.seen.get(dep_id, {}).get(state)
         if at is None or (port and dep_id not in self.ports):

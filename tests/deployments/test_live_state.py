@@ -1,22 +1,31 @@
-"""The deployment follows the engine: a container that exits shows within a second, from Docker's events."""
+"""The deployment follows the engine: a container that exits shows at once, from Docker's events (how soon is
+measured in benchmarks/deploy.py, not asserted here)."""
 
 from __future__ import annotations
 
 import time
 
+import pytest
+
+from ..conftest import start_server, stop_server
 from .conftest import component, deploy, new_user, parameters, start, wait_state
 
 
-def test_an_exiting_container_turns_the_deployment_to_error_within_a_second(sqlite_server, images):
-    api, _ = new_user(sqlite_server)
+@pytest.fixture
+def sweepless_server(tmp_path):
+    """A server whose periodic sweep never comes during a test: what it sees, it saw from the events."""
+    server = start_server(tmp_path / "sweepless", extra_env={"DOCKYARD_SWEEP_INTERVAL": "3600"})
+    yield server
+    stop_server(server)
+
+
+def test_an_exiting_container_turns_the_deployment_to_error_from_the_engines_events(sweepless_server, images):
+    api, _ = new_user(sweepless_server)
     env = [{"name": "EXIT_AFTER", "value": "2"}, {"name": "EXIT_CODE", "value": "3"}]
     dep_id = deploy(api, component(api, images["app"], **{"environmental-variables": env}))
     start(api, dep_id)
     wait_state(api, dep_id, "STARTED")
-    started = time.monotonic()
-    doc = wait_state(api, dep_id, "ERROR", timeout=10)
-    # the container sleeps 2 s after start; the deployment must follow within about a second of its exit
-    assert time.monotonic() - started < 2 + 1.5
+    doc = wait_state(api, dep_id, "ERROR", timeout=60)
     assert doc["status-message"] == "the container exited with code 3"
     assert doc["task"]["state"] == "exited" and doc["task"]["exit-code"] == 3
     params = parameters(api, dep_id)
