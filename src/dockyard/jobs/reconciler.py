@@ -110,15 +110,21 @@ class Reconciler:
 
     def _events(self, cred_id: str) -> None:
         missed = False  # the sweep that started this watcher has just looked at everything
+        refused = ""  # said once, not every 2 s while an engine stays away
         while not self._stop.is_set():
             try:
                 try:
                     events = driver_for(self.services, cred_id).events(self._stop)
                 except DriverError as exc:
-                    log.info("event stream through %s cannot open: %s", cred_id, exc.message)
+                    (log.debug if exc.message == refused else log.info)(
+                        "event stream through %s cannot open: %s", cred_id, exc.message)
+                    refused = exc.message
                     self._unreachable(cred_id, exc)
                     missed = True
                 else:
+                    if refused:
+                        log.info("event stream through %s open again", cred_id)
+                        refused = ""
                     if missed:  # what happened while the stream was closed (the engine was away)
                         self._reconcile_all(cred_id)
                     missed = True  # from here on, a closed stream misses what follows
