@@ -277,6 +277,11 @@ def leaks(c: Campaign) -> list[str]:
         if state not in HOLDS_ENGINE_OBJECTS:
             found.append(f"{dep_id} ({state or 'gone'}) has staged data in {root / entry}")
         elif state == "STARTED":
+            visible = {str(Path(d, f).relative_to(root / entry)) for d, _, files in os.walk(root / entry)
+                       for f in files if ".incoming" not in Path(d).relative_to(root / entry).parts}
+            if visible - set(c.staged_md5):  # what the container sees in its bucket, beyond the objects
+                found.append(f"{dep_id} (STARTED): stray files in its staged buckets: "
+                             f"{sorted(visible - set(c.staged_md5))}")
             for name, md5 in c.staged_md5.items():
                 path = root / entry / name
                 got = hashlib.md5(path.read_bytes()).hexdigest() if path.exists() else "missing"

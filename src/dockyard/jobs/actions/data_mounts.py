@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from typing import Any
 
 from ...data import embedded_store
@@ -26,6 +27,7 @@ from . import ActionFailed
 
 
 IDLE = frozenset({deployments.CREATED, deployments.STOPPING, deployments.STOPPED})
+INCOMING = ".incoming"  # downloads in flight, beside the buckets (a bucket name never starts with ".")
 
 
 def _staging(services: Services, dep: dict[str, Any]) -> str:
@@ -60,17 +62,30 @@ def _stage(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> str
         raise ActionFailed(f"cannot mount bucket '{bucket}': the credential for {infra_id} is gone")
     store = store_of(services, infra, cred, public_base_of(services))
     root = os.path.join(_staging(services, dep), bucket)
+    incoming = os.path.join(_staging(services, dep), INCOMING)
     for key in plan.get("objects") or []:
         path = os.path.normpath(os.path.join(root, key))
         if not path.startswith(root + os.sep):
             raise ActionFailed(f"object key '{key}' leaves its bucket")
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".part", "wb") as out:
-            for chunk in store.get(bucket, key):
-                out.write(chunk)
-        os.replace(path + ".part", path)
+        os.replace(_download(store, bucket, key, incoming), path)
     os.makedirs(root, exist_ok=True)
     return root
+
+
+def _download(store: Any, bucket: str, key: str, incoming: str) -> str:
+    """The object's bytes in a file of this attempt's own, beside (not in) the mounted bucket: a retried job
+    may run while the attempt whose lease it took still writes, and a killed one leaves nothing in sight."""
+    os.makedirs(incoming, exist_ok=True)
+    fd, part = tempfile.mkstemp(dir=incoming, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in store.get(bucket, key):
+                out.write(chunk)
+    except BaseException:
+        os.unlink(part)
+        raise
+    return part
 
 
 def discard(services: Services, dep: dict[str, Any]) -> None:
