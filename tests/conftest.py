@@ -54,6 +54,19 @@ def db_url(request, tmp_path):
     return url
 
 
+@pytest.fixture
+def services(db_url, tmp_path):
+    """The services of a started runtime (store migrated and seeded, admin made) on each database, no HTTP."""
+    from dockyard.core.settings import Secret, Settings
+    from dockyard.server.runtime import start
+
+    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url,
+                                admin_password=Secret("admin-password-x"))
+    runtime = start(settings)
+    yield runtime.services
+    runtime.services.store.close()
+
+
 def _drop(base: str, name: str) -> None:
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

@@ -9,12 +9,10 @@ import time
 import pytest
 
 from dockyard.core.authn import INTERNAL
-from dockyard.core.settings import Secret, Settings
 from dockyard.jobs.actions import ACTIONS, ActionFailed, action
 from dockyard.jobs.worker import WorkerPool
 from dockyard.resources import job as jobs
 from dockyard.resources.base import Ctx
-from dockyard.server.runtime import start
 from dockyard.store import queue
 
 RUNS: dict[str, int] = {}
@@ -48,15 +46,6 @@ def _slow(ctx):
             return "lost"
         time.sleep(0.05)
     return "slow done"
-
-
-@pytest.fixture
-def services(db_url, tmp_path):
-    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url,
-                                admin_password=Secret("admin-password-x"))
-    runtime = start(settings)
-    yield runtime.services
-    runtime.services.store.close()
 
 
 def queue_job(services, action_name, payload=None, priority=50):

@@ -15,19 +15,8 @@ import pytest
 from dockyard.core import crypto
 from dockyard.core.authn import ANONYMOUS, INTERNAL
 from dockyard.core.errors import Forbidden
-from dockyard.core.settings import Secret, Settings
 from dockyard.resources import crud
 from dockyard.resources.base import Ctx
-from dockyard.server.runtime import start
-
-
-@pytest.fixture
-def services(db_url, tmp_path):
-    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url,
-                                admin_password=Secret("admin-password-x"))
-    runtime = start(settings)
-    yield runtime.services
-    runtime.services.store.close()
 
 
 @pytest.fixture
