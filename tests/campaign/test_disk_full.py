@@ -12,6 +12,7 @@ import hashlib
 import os
 import sqlite3
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
@@ -141,3 +142,63 @@ def read_object(caller, object_id: str) -> bytes:
     assert got.status_code == 200, got.text
     assert hashlib.md5(got.content).hexdigest() == doc["md5sum"]
     return got.content
+
+
+# -- PostgreSQL: the database's own files on a full disk ---------------------------------------------------
+
+@pytest.fixture
+def pg_on_small_disk(pg_url):
+    """A database whose tables live in a tablespace on a tmpfs of DISK_SIZE (the test cluster runs on this
+    machine, as the postgres user); dropped, and the tmpfs unmounted, at the end."""
+    import pwd
+
+    import sqlalchemy as sa
+
+    mount = Path(tempfile.mkdtemp(prefix="dyt-pgdisk-"))  # pytest's tmp_path is not the postgres user's to reach
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE},mode=0755", "dockyard-pg-full", str(mount)],
+                   check=True)
+    postgres = pwd.getpwnam("postgres")
+    os.chown(mount, postgres.pw_uid, postgres.pw_gid)
+    tag = uuid.uuid4().hex[:8]
+    space, name = f"dyt_full_{tag}", f"dockyard_full_{tag}"
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE TABLESPACE {space} LOCATION '{mount}'"))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}" TABLESPACE {space}'))
+        yield mount, sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f"DROP TABLESPACE IF EXISTS {space}"))
+        admin.dispose()
+        if subprocess.run(["umount", str(mount)]).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+        mount.rmdir()
+
+
+def test_postgresql_out_of_space_is_a_507_and_writes_come_back(pg_on_small_disk, tmp_path, installations):
+    disk, url = pg_on_small_disk
+    installation = Installation(tmp_path / "dockyard", url, log_dir=tmp_path / "logs")
+    installations.append(installation)
+    installation.start()
+    user = make_user(installation, installation.admin())
+    before = {user.new_doc(name=f"before-{i}", description="x" * 2000) for i in range(10)}
+    stored_before = {rid: ok(user.get(rid)) for rid in before}
+
+    filler = fill(disk)
+    refused = None
+    for i in range(400):  # the tables' last pages fill up first; then a write needs a page the disk lacks
+        resp = user.post(GROUP, json={"name": f"fill-{i}", "description": "y" * 8000})
+        if resp.status_code != 201:
+            refused = resp
+            break
+    assert refused is not None and is_out_of_space(refused), refused.text if refused else "never refused"
+    assert installation.serve.poll() is None
+    for rid, doc in stored_before.items():
+        assert ok(user.get(rid)) == doc
+
+    filler.unlink()
+    created = user.new_doc(name="after", description="z" * 8000)
+    assert ok(user.get(created))["name"] == "after"
+    installation.stop()
