@@ -389,3 +389,34 @@ def test_an_edit_cannot_move_the_lifecycle(sqlite_server, images, docker_client)
     assert docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
+
+
+def test_an_edit_sets_the_apps_values_for_this_deployment_by_name(sqlite_server, images):
+    """As Nuvla: a module in an edit sets environment and output-parameter values by name (it used to
+    answer 200 and keep the old ones); nothing else of the module changes, and a wrong name changes nothing."""
+    api, _ = new_user(sqlite_server)
+    module_id = component(api, images["app"], ports=[{"target-port": 80}], **{
+        "environmental-variables": [{"name": "GREETING", "value": "default"}, {"name": "EXTRA"}],
+        "output-parameters": [{"name": "result", "description": "set by the app"}]})
+    dep_id = deploy(api, module_id)
+    edited = api.edit(dep_id, {"module": {"content": {
+        "image": {"image-name": "elsewhere"},  # ignored: only the user-defined values change
+        "environmental-variables": [{"name": "GREETING", "value": "hello"}, {"name": "EXTRA", "value": "x"}],
+        "output-parameters": [{"name": "result", "value": "preset"}]}}}).data
+    content = edited["module"]["content"]
+    assert {v["name"]: v.get("value") for v in content["environmental-variables"]} == {"GREETING": "hello",
+                                                                                      "EXTRA": "x"}
+    assert content["output-parameters"] == [{"name": "result", "description": "set by the app", "value": "preset"}]
+    assert content["image"] == api.get(module_id).data["content"]["image"]
+    for bad, words in (([{"name": "NOPE", "value": "1"}], "declares no 'NOPE'"),
+                       ([{"name": "GREETING", "value": 3}], "must be a string"), ("x", "must be a list")):
+        with pytest.raises(NuvlaError) as err:
+            api.edit(dep_id, {"module": {"content": {"environmental-variables": bad}}})
+        assert err.value.response.status_code == 400 and words in err.value.reason
+    assert api.get(dep_id).data["module"]["content"] == content
+    start(api, dep_id)
+    wait_state(api, dep_id, "STARTED")
+    env = env_of(api, dep_id)
+    assert env["GREETING"] == "hello" and env["EXTRA"] == "x"
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")

@@ -152,6 +152,10 @@ class ResourceType:
     def before_edit(self, ctx: Ctx, tx: "Tx", old: dict[str, Any], new: dict[str, Any]) -> None:
         pass
 
+    def merge_immutable(self, ctx: Ctx, new: dict[str, Any], key: str, value: Any) -> None:
+        """An edit's body names an immutable key (dropped by the merge): what of it may still change. By
+        default nothing, as Nuvla; a deployment takes its module's user-defined values this way."""
+
     def before_delete(self, ctx: Ctx, tx: "Tx", doc: dict[str, Any]) -> None:
         pass
 

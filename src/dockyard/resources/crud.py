@@ -166,6 +166,8 @@ def merge(ctx: Ctx, rtype: ResourceType, old: dict[str, Any], body: dict[str, An
     for key, value in body.items():
         if allowed(key) and key not in immutable:
             new[key] = value
+        elif allowed(key):
+            rtype.merge_immutable(ctx, new, key, value)
     return new
 
 

@@ -137,6 +137,12 @@ class Deployment(ResourceType):
                 param["acl"] = acls.normalise(parameter_acl({**new, "acl": acls.normalise(new["acl"])}))
                 tx.replace(param)
 
+    def merge_immutable(self, ctx: Ctx, new: dict[str, Any], key: str, value: Any) -> None:
+        """As Nuvla: a ``module`` in an edit sets the user-defined values of the deployment's copy, by name
+        (``environmental-variables[].value``, ``output-parameters[].value``); the rest of it is ignored."""
+        if key == "module":
+            new["module"] = module_values(new["module"], value)
+
     def normalise_acl(self, ctx: Ctx, doc: dict[str, Any]) -> None:
         """As Nuvla on every write: the owner stays an owner and the deployment can read itself."""
         acl = {k: list(v) for k, v in doc["acl"].items()}
@@ -183,6 +189,40 @@ def resolve_module(ctx: Ctx, tx: Tx, module_href: str) -> dict[str, Any]:
     copy = {k: v for k, v in doc.items() if k not in ("acl", "operations")}
     copy["id"] = base
     copy["href"] = module_href
+    return copy
+
+
+USER_VALUES = ("environmental-variables", "output-parameters")
+
+
+def module_values(module: dict[str, Any], body: Any) -> dict[str, Any]:
+    """The deployment's module copy with the values an edit gives by name; an unknown name or a value that
+    is not a string is a 400 naming it, and nothing changes."""
+    content = body.get("content") if isinstance(body, dict) else None
+    if content is None:
+        return module
+    if not isinstance(content, dict):
+        raise BadRequest("attribute 'module.content' must be a map")
+    copy = {**module, "content": dict(module.get("content") or {})}
+    for kind in USER_VALUES:
+        given = content.get(kind)
+        if given is None:
+            continue
+        declared = {item.get("name"): i for i, item in enumerate(copy["content"].get(kind) or [])}
+        if not isinstance(given, list) or not all(isinstance(g, dict) for g in given):
+            raise BadRequest(f"attribute 'module.content.{kind}' must be a list of {{name, value}}")
+        items = [dict(item) for item in copy["content"].get(kind) or []]
+        for g in given:
+            name, value = g.get("name"), g.get("value")
+            if name not in declared:
+                raise BadRequest(f"attribute 'module.content.{kind}': the app declares no '{name}'")
+            if value is not None and not isinstance(value, str):
+                raise BadRequest(f"attribute 'module.content.{kind}': the value of '{name}' must be a string")
+            if value:
+                items[declared[name]]["value"] = value
+            else:
+                items[declared[name]].pop("value", None)
+        copy["content"][kind] = items
     return copy
 
 
