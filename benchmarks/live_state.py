@@ -19,6 +19,7 @@ Both are wall-clock differences on one machine. Everything it creates is removed
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> int:
         if server is not None:
             stop_server(server)
         cleanup(dclient, deployed)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
