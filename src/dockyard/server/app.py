@@ -23,6 +23,7 @@ from ..resources import crud, events, openapi, params, registry
 from ..resources.base import Ctx, ResourceType, Reply, Services
 from ..resources.cloud_entry_point import entry_point
 from ..resources.session import COOKIE, authenticate
+from .. import ui
 from . import http, objects, refusals
 from .http import JSON
 from .stream import Streams
@@ -214,6 +215,9 @@ def create_app(services: Services) -> "Preflight":
         Route("/api/{rest:path}", api.unknown, methods=ALL),
         # the embedded object store's pre-signed URLs
         *objects.routes(services),
+        # the web UI: /ui/... and GET / (which sends a browser there)
+        *ui.routes(services),
+        # everything else, as Nuvla: a redirect to the cloud entry point
         Route("/{rest:path}", api.root, methods=ALL),
     ]
     app = Starlette(routes=routes, lifespan=_ending(streams))

@@ -1,0 +1,76 @@
+"""Logging in and out, the header (who, which group), and the root URL."""
+
+from __future__ import annotations
+
+import httpx
+from playwright.sync_api import expect
+
+from .conftest import admin_client, login, screenshot, user_client
+
+COOKIE = "com.sixsq.nuvla.cookie"
+
+
+def test_root_sends_a_browser_to_the_login_page(page, ui_server):
+    page.goto("/")
+    expect(page).to_have_url(f"{ui_server.endpoint}/ui/login?next=/ui/apps")
+    expect(page.get_by_role("heading", name="Log in to Dockyard")).to_be_visible()
+    screenshot(page, "login")
+
+
+def test_other_paths_keep_nuvlas_redirect(ui_server):
+    """Only / and /ui/... are the UI's: anything else outside /api still redirects as Nuvla does."""
+    for method, path in (("GET", "/elsewhere"), ("POST", "/"), ("GET", "/api")):
+        resp = httpx.request(method, ui_server.endpoint + path)
+        assert (resp.status_code, resp.headers["location"]) == (302, "/api/cloud-entry-point"), (method, path)
+
+
+def test_wrong_password_shows_an_error_and_sets_no_session(page, new_user):
+    name, password = new_user()
+    page.goto("/ui/login")
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password + "-wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
+    assert [c for c in page.context.cookies() if c["name"] == COOKIE] == []
+    expect(page.get_by_label("Username")).to_have_value(name)  # kept for the next try
+    page.goto("/ui/deployments")
+    assert "/ui/login" in page.url
+    screenshot(page, "login-error")
+
+
+def test_login_shows_who_and_logout_ends_the_session(page, new_user, ui_server):
+    name, password = new_user()
+    page.goto("/ui/deployments")
+    assert "/ui/login?next=/ui/deployments" in page.url
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{ui_server.endpoint}/ui/deployments")  # back where they were going
+    expect(page.get_by_test_id("current-user")).to_have_text(f"Signed in as {name}")
+    [cookie] = [c for c in page.context.cookies() if c["name"] == COOKIE]
+    assert cookie["httpOnly"]
+    page.get_by_role("button", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log in to Dockyard")).to_be_visible()
+    # the session is gone on the server too: the old cookie no longer works
+    resp = httpx.get(ui_server.endpoint + "/api/session", cookies={COOKIE: cookie["value"]})
+    assert resp.json()["count"] == 0
+
+
+def test_group_switcher_changes_the_active_group(page, new_user, ui_server):
+    name, password = new_user()
+    with user_client(ui_server, name, password) as me:
+        uid = me.get("session").json()["resources"][0]["user"]
+    with admin_client(ui_server) as admin:
+        group = f"team-{name}"
+        resp = admin.post("group", json={"template": {"href": "group-template/generic", "group-identifier": group},
+                                        "name": f"Team {name}"})
+        assert resp.status_code == 201, resp.text
+        gid = resp.json()["resource-id"]
+        assert admin.put(gid, json={"users": [uid]}).status_code == 200
+    login(page, name, password)
+    switcher = page.get_by_label("Acting as")
+    expect(switcher).to_have_value(uid)
+    switcher.select_option(label=f"Team {name}")
+    page.get_by_role("button", name="Switch").click()
+    expect(page.get_by_label("Acting as")).to_have_value(gid)
+    screenshot(page, "header-group")
