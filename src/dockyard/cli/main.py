@@ -6,6 +6,7 @@ import enum
 import logging
 import signal
 import socket
+import sys
 import threading
 from typing import Optional
 
@@ -16,8 +17,22 @@ from . import logs
 
 log = logging.getLogger("dockyard")
 
-app = typer.Typer(help="Dockyard: launch customised containers, Nuvla-compatible.", no_args_is_help=True,
-                  add_completion=False)
+class Cli(typer.Typer):
+    """The typer app, showing a client command's failure as one line with its exit code (client.CliError)."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        from .client import CliError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except CliError as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+
+
+# locals stay out of tracebacks: they may hold a password or a session cookie
+app = Cli(help="Dockyard: launch customised containers, Nuvla-compatible.", no_args_is_help=True,
+                  add_completion=True, pretty_exceptions_show_locals=False)
 
 
 @app.callback()
@@ -136,6 +151,21 @@ def worker(
     done.wait()
     runtime.stop()
 
+
+def _register_client_commands() -> None:
+    """The client side (README "Command line"): each talks HTTP to a Dockyard, as any client does."""
+    from . import apps, auth, data, deployments, keys, search
+
+    for command in (auth.login, auth.logout, auth.whoami, deployments.deploy, deployments.ps, deployments.show,
+                    deployments.params, deployments.logs, deployments.stop, deployments.start, deployments.rm,
+                    deployments.clone, search.search):
+        app.command()(command)
+    app.add_typer(apps.app, name="app")
+    app.add_typer(keys.app, name="key")
+    app.add_typer(data.app, name="data")
+
+
+_register_client_commands()
 
 if __name__ == "__main__":
     app()
