@@ -110,6 +110,8 @@ class ResourceType:
     templated: bool = False
     log_events: bool = True
     editable: bool = True
+    # immutable keys whose edits go through merge_immutable for admins as well
+    merged_keys: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
         self.action_map = {a.name: a for a in self.actions}
@@ -154,7 +156,8 @@ class ResourceType:
 
     def merge_immutable(self, ctx: Ctx, new: dict[str, Any], key: str, value: Any) -> None:
         """An edit's body names an immutable key (dropped by the merge): what of it may still change. By
-        default nothing, as Nuvla; a deployment takes its module's user-defined values this way."""
+        default nothing, as Nuvla; a deployment takes its module's user-defined values this way. Keys in
+        ``merged_keys`` come here for admins too (who otherwise replace immutable keys wholesale)."""
 
     def before_delete(self, ctx: Ctx, tx: "Tx", doc: dict[str, Any]) -> None:
         pass

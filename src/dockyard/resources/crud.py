@@ -155,7 +155,8 @@ def merge(ctx: Ctx, rtype: ResourceType, old: dict[str, Any], body: dict[str, An
     """Nuvla's edit: ``old ∪ (body ∩ editable keys)``, after removing selected keys absent from the body."""
     editable = acls.editable_keys(rights)
     allowed = (lambda k: True) if editable is None else (lambda k: k in editable)
-    immutable = set() if ctx.authn.is_admin else rtype.schema.immutable_keys
+    # admins may change immutable keys, except those the type merges itself (a deployment's module values)
+    immutable = set(rtype.merged_keys) if ctx.authn.is_admin else rtype.schema.immutable_keys
     body = _strip_input(rtype, body)
     # what the server manages (versions, digests, api-credentials...) cannot be removed by a select either
     keep = PROTECTED_KEYS | rtype.schema.server_keys | rtype.schema.hidden_keys

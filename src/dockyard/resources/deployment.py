@@ -93,6 +93,7 @@ class Deployment(ResourceType):
     name = "deployment"
     schema = SCHEMA
     collection_acl = {"query": [USER, DEPLOYMENT_ROLE], "add": [USER], "bulk-action": [USER]}
+    merged_keys = frozenset({"module"})  # an admin's edit sets values by name too, not a whole new module
 
     def __init__(self) -> None:
         self.actions = (
