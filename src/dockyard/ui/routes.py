@@ -14,15 +14,15 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import DockyardError
 from ..resources.base import Services
-from . import placeholders, session
+from . import apps, placeholders, session
 from .pages import Pages
 
 log = logging.getLogger("dockyard.ui")
 
 # each module has routes(pages) -> list[Route]
-PAGES: list[ModuleType] = [session]
+PAGES: list[ModuleType] = [session, apps]
 # the pages of the navigation not built yet (see placeholders.py)
-PLACEHOLDERS = ("apps", "deployments", "credentials", "data", "events")
+PLACEHOLDERS = ("deployments", "credentials", "data", "events")
 
 
 def _guarded(pages: Pages, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
