@@ -35,12 +35,14 @@ def create(name: Optional[str] = typer.Option(None, "--name", help="A name to re
 
 
 @app.command("list")
-def list_(as_json: bool = JSON_OPTION) -> None:
+def list_(all_: bool = typer.Option(False, "--all", "-a", help="Also the keys Dockyard made for deployments."),
+          as_json: bool = JSON_OPTION) -> None:
     """List your API keys (never their secrets).
 
     Example: dockyard key list --json
     """
-    docs = profiles.connect().search("credential", filter="subtype='api-key'", orderby="created:desc",
+    query = "subtype='api-key'" if all_ else "subtype='api-key' and parent=null"
+    docs = profiles.connect().search("credential", filter=query, orderby="created:desc",
                                      select="id,name,description,created,expiry,parent").get("resources", [])
     rows = [{"id": d["id"], "name": d.get("name"), "created": d.get("created"), "expiry": d.get("expiry"),
              "parent": d.get("parent")} for d in docs]
