@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -287,3 +288,44 @@ def test_clone_and_start(sqlite_server, tmp_path):
     assert f"web: http://localhost:{port}/" in result.stdout
     assert "GREETING=salut" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
     cli.ok("rm", "--force", clone_id, dep_id)
+
+
+@pytest.mark.usefixtures("images")
+def test_params_watch_prints_each_change_until_interrupted(sqlite_server, tmp_path):
+    cli, api = user_cli(sqlite_server, tmp_path)
+    path = app_files(cli, tmp_path)
+    dep_id = cli.ok("deploy", path, "--wait").splitlines()[0].split()[1]
+    proc = subprocess.Popen([str(DOCKYARD), "params", dep_id[11:19], "--watch"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli.env())
+    try:
+        first = [proc.stdout.readline().rstrip("\n") for _ in range(3)]
+        assert sorted(first) == sorted(["hostname=localhost", f"tcp.80={parameters(api, dep_id)['tcp.80']}",
+                                        "token="])
+        [token] = api.search("deployment-parameter", filter=f"parent='{dep_id}' and name='token'").resources
+        api.edit(token.id, {"value": "s3cret-token"})
+        assert proc.stdout.readline().rstrip("\n") == "token=s3cret-token"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # and the deployment shows the output parameter's value now
+    assert "  token = s3cret-token" in cli.ok("show", dep_id).replace("param:    token", "  token")
+    cli.ok("rm", "--force", dep_id)
+
+
+@pytest.mark.usefixtures("images")
+def test_an_admin_sets_a_deployments_values_by_name_too(sqlite_server, tmp_path):
+    from ..conftest import ADMIN_PASSWORD
+
+    admin = Cli(tmp_path / "admin-home", sqlite_server.endpoint, "admin", ADMIN_PASSWORD)
+    admin.login()
+    path = app_files(admin, tmp_path)
+    result = admin.run("deploy", path, "--env", "GREETING=from-admin", "--wait")
+    assert result.returncode == 0, result
+    dep_id = DEP_ID.search(result.stdout).group(0)
+    port = re.search(r"web: http://localhost:(\d+)/", result.stdout).group(1)
+    page = http_get(f"http://127.0.0.1:{port}/").text
+    assert "GREETING=from-admin" in page.splitlines()
+    admin.ok("rm", "--force", dep_id)

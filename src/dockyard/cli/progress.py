@@ -121,6 +121,7 @@ def _show(watch: Watch, console: Console) -> None:
     base = parse_ts(watch.phases().get("queued"))
     for phase, ts in fresh:
         when = parse_ts(ts)
+        when = when.astimezone() if when else None  # the user's clock
         offset = f"+{(when - base).total_seconds():.2f}s" if when and base else ""
         clock = when.strftime("%H:%M:%S.%f")[:12] if when else ts
         console.print(f"  [green]✓[/green] {phase:<8} {clock}  {offset:>8}")
