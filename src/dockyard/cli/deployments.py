@@ -198,11 +198,10 @@ def show(ref: str = DEP_ARG, as_json: bool = JSON_OPTION) -> None:
         ("credential", dep.get("parent")), ("created", f"{dep.get('created')} ({age(dep.get('created'))} ago)"),
         ("task", " ".join(f"{k}={v}" for k, v in task.items())),
         ("phases", " ".join(f"{k}={phases[k]}" for k in sorted(phases, key=lambda k: str(phases[k])))),
+        *(("url", f"{url['label']} {url['url']}") for url in urls_of(dep, params)),
+        *(("param", f"{name} = {'' if doc.get('value') is None else doc['value']}")
+          for name, doc in sorted(params.items())),
     ])
-    for url in urls_of(dep, params):
-        typer.echo(f"url:      {url['label']} {url['url']}")
-    for name, doc in sorted(params.items()):
-        typer.echo(f"param:    {name} = {doc.get('value') if doc.get('value') is not None else ''}")
 
 
 def _param_rows(params: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
