@@ -98,10 +98,16 @@ def _engine(client: Client, ref: str) -> str:
     return resolve.resource(client, "credential", ref)
 
 
-def start_and_wait(client: Client, dep_id: str, wait: bool, timeout: float) -> None:
+def start_and_wait(client: Client, dep_id: str, wait: bool, timeout: float, created: bool = False) -> None:
     follower = progress.subscribe(client, dep_id) if wait else None
     try:
-        answer = client.operation(dep_id, "start")
+        try:
+            answer = client.operation(dep_id, "start")
+        except ApiError as exc:  # the start itself was refused (e.g. a mount): say what deploy left
+            if not created:
+                raise
+            raise CliError(f"{exc.message} ({dep_id} is left CREATED: `dockyard rm {short(dep_id)}`)",
+                           exc.exit_code) from exc
         if not wait:
             typer.echo(dep_id)
             return
@@ -149,7 +155,7 @@ def deploy(
     except CliError:
         client.request("DELETE", dep_id, expect=(404, 409))  # nothing half-made is left behind
         raise
-    start_and_wait(client, dep_id, wait, timeout)
+    start_and_wait(client, dep_id, wait, timeout, created=True)
 
 
 # -- listing and showing ---------------------------------------------------------------------------------
