@@ -14,15 +14,15 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import DockyardError
 from ..resources.base import Services
-from . import apps, placeholders, session
+from . import apps, credentials, placeholders, session
 from .pages import Pages
 
 log = logging.getLogger("dockyard.ui")
 
 # each module has routes(pages) -> list[Route]
-PAGES: list[ModuleType] = [session, apps]
+PAGES: list[ModuleType] = [session, apps, credentials]
 # the pages of the navigation not built yet (see placeholders.py)
-PLACEHOLDERS = ("deployments", "credentials", "data", "events")
+PLACEHOLDERS = ("deployments", "data", "events")
 
 
 def _guarded(pages: Pages, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
