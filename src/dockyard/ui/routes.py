@@ -14,15 +14,15 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import DockyardError
 from ..resources.base import Services
-from . import apps, credentials, placeholders, session
+from . import apps, credentials, data, deployments, placeholders, session
 from .pages import Pages
 
 log = logging.getLogger("dockyard.ui")
 
 # each module has routes(pages) -> list[Route]
-PAGES: list[ModuleType] = [session, apps, credentials]
+PAGES: list[ModuleType] = [session, apps, deployments, credentials, data]
 # the pages of the navigation not built yet (see placeholders.py)
-PLACEHOLDERS = ("deployments", "data", "events")
+PLACEHOLDERS = ("events",)
 
 
 def _guarded(pages: Pages, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
