@@ -54,7 +54,7 @@ def test_every_type_has_its_collection_item_and_action_paths(spec):
     declared = {f"/api/{n}" for n in TYPES} | {f"/api/{n}/{{uuid}}" for n in TYPES} | {
         f"/api/{n}/{{uuid}}/{a.name}" for n, t in TYPES.items() for a in t.actions}
     streams = {"/api/cloud-entry-point", "/api/openapi.json", "/api/event-stream",
-               "/api/deployment/{uuid}/log-stream"}
+               "/api/deployment/{uuid}/log-stream", "/api/deployment/{uuid}/stats-stream"}
     assert set(paths) == declared | streams
 
 

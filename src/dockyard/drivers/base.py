@@ -47,6 +47,7 @@ class Capabilities:
     swarm: bool = False
     logs_follow: bool = True
     events: bool = True
+    stats: bool = False  # follow_stats
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,16 @@ class EngineEvent:
     exit_code: int | None = None
 
 
+@dataclass(frozen=True)
+class TaskStats:
+    """One sample of what a running task uses, as ``docker stats`` shows it."""
+
+    time: str  # when the engine read it (RFC 3339)
+    cpu_percent: float  # 100 is one whole CPU
+    memory_bytes: int  # in use, without the page cache the kernel may reclaim
+    memory_limit_bytes: int  # the task's limit, or the host's memory when it has none
+
+
 @dataclass
 class StopSignal:
     """Set by the caller to end a long-running iterator (events, followed logs)."""
@@ -200,6 +211,12 @@ class Driver(ABC):
     @abstractmethod
     def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
         """Yield engine events of managed tasks until ``stop`` is set; raises DriverError if the engine goes."""
+
+    def follow_stats(self, deployment_id: str, stop: StopSignal) -> Iterator[TaskStats]:
+        """Yield a sample of the deployment's running task about once a second until ``stop`` is set or the
+        task stops or is removed (then the iterator ends; a task that is not running yields nothing). Only
+        drivers whose ``capabilities.stats`` is true implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot follow a task's resource use")
 
     def host_address(self) -> str | None:
         """The address at which this engine's containers reach the host (a local bridge's gateway), if any."""

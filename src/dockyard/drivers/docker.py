@@ -54,7 +54,7 @@ from dockyard.drivers import TlsMaterial
 from dockyard.drivers.base import (
     CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, RESTARTING, RUNNING, Capabilities, Driver,
     DriverError, EngineEvent, EngineInfo, MountSpec, PublishedPort, RegistryAuth, StartResult, StopSignal, TaskSpec,
-    TaskStatus,
+    TaskStats, TaskStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ _QUIET_EVENTS = ("exec_", "attach", "resize", "top", "archive-path", "extract-to
 class DockerDriver(Driver):
     """A plain Docker engine, local (unix socket) or remote (``tcp://``/``https://`` with a TLS client cert)."""
 
-    capabilities = Capabilities(swarm=False, logs_follow=True, events=True)
+    capabilities = Capabilities(swarm=False, logs_follow=True, events=True, stats=True)
 
     def __init__(self, endpoint: str | None = None, tls: TlsMaterial | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, instance: str = "") -> None:
@@ -220,6 +220,33 @@ class DockerDriver(Driver):
             return iter(())
         stream = self._open_logs(ids[-1], tail=tail)
         return self._follow(ids[-1], stream, stop)
+
+    def follow_stats(self, deployment_id: str, stop: StopSignal) -> Iterator[TaskStats]:
+        """The engine's own stream of samples (one a second) of the newest container, as ``docker stats``
+        computes them; ends when ``stop`` is set or the container stops or goes."""
+        ids = self._container_ids(deployment_id)
+        if not ids:
+            return iter(())
+        # the SDK's stats() is a bare generator, which another thread cannot close: a cancellable stream over
+        # the response, as the SDK builds for logs, lets stop end a blocked read at once
+        api = self._api()
+        response = self._call("_get", api._url("/containers/{0}/stats", ids[-1]), params={"stream": True},
+                              stream=True)
+        try:
+            api._raise_for_status(response)
+        except docker.errors.APIError as exc:
+            response.close()
+            raise _translate(exc, self.endpoint) from exc
+        stream = docker.types.CancellableStream(api._stream_helper(response, decode=True), response)
+        return self._samples(stream, stop)
+
+    def _samples(self, stream: Any, stop: StopSignal) -> Iterator[TaskStats]:
+        with _closed_on(stop, stream):
+            for raw in self._stream_until_closed(stream, stop):
+                sample = _stats(raw)
+                if sample is None:  # the container is no longer running: the engine sends zeros
+                    return
+                yield sample
 
     def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
         """Engine events of managed containers from ``since`` (default: now). The stream is opened before
@@ -720,6 +747,24 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
             yield line.decode("utf-8", errors="replace")
     if pending:
         yield pending.decode("utf-8", errors="replace")
+
+
+def _stats(raw: dict[str, Any]) -> TaskStats | None:
+    """One sample of the engine's stats stream (the formulas of ``docker stats``), or None when the container
+    is not running (no pids, no CPU reading)."""
+    cpu, pre = raw.get("cpu_stats") or {}, raw.get("precpu_stats") or {}
+    if not cpu.get("system_cpu_usage") or not raw.get("pids_stats", {}).get("current"):
+        return None
+    cpu_delta = cpu.get("cpu_usage", {}).get("total_usage", 0) - pre.get("cpu_usage", {}).get("total_usage", 0)
+    system_delta = cpu.get("system_cpu_usage", 0) - pre.get("system_cpu_usage", 0)
+    online = cpu.get("online_cpus") or len(cpu.get("cpu_usage", {}).get("percpu_usage") or []) or 1
+    percent = cpu_delta / system_delta * online * 100.0 if system_delta > 0 and cpu_delta > 0 else 0.0
+    memory = raw.get("memory_stats") or {}
+    details = memory.get("stats") or {}
+    cache = details.get("inactive_file", details.get("total_inactive_file", details.get("cache", 0)))
+    used = max(int(memory.get("usage", 0)) - int(cache or 0), 0)
+    return TaskStats(time=str(raw.get("read", "")), cpu_percent=round(percent, 2), memory_bytes=used,
+                     memory_limit_bytes=int(memory.get("limit", 0)))
 
 
 @contextmanager

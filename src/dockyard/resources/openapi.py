@@ -50,6 +50,7 @@ def document(types: Mapping[str, ResourceType], templates: Iterable[Mapping[str,
     schemas = {"acl": ACL, **_COMMON_SCHEMAS, **_hoisted(schemas, ACL, _ref("acl"))}
     if "deployment" in types:
         paths["/api/deployment/{uuid}/log-stream"] = _log_stream()
+        paths["/api/deployment/{uuid}/stats-stream"] = _stats_stream()
     return {
         "openapi": "3.0.3",
         "info": {"title": "Dockyard", "version": _version(),
@@ -330,6 +331,15 @@ def _log_stream() -> Json:
         "responses": {"200": {"description": "log lines as they are written",
                               "content": {"text/plain": {"schema": {"type": "string"}},
                                           SSE: {"schema": {"type": "string"}}}}, **_errors(403, 404, 409)}}}
+
+
+def _stats_stream() -> Json:
+    return {"parameters": [_ref("uuid", "parameters")], "get": {
+        "tags": ["deployment"], "operationId": "deployment-stats-stream",
+        "summary": "follow the CPU and memory a deployment's running container uses (server-sent events, "
+                   "one 'stats' event a second: time, cpu-percent, memory-bytes, memory-limit-bytes)",
+        "responses": {"200": {"description": "samples as the engine reads them",
+                              "content": {SSE: {"schema": {"type": "string"}}}}, **_errors(403, 404, 409)}}}
 
 
 __all__ = ["document"]

@@ -29,6 +29,9 @@ SCHEMA = COMMON.extend(
     Attr("log", any_map, indexed=False),
 )
 DEFAULT_LINES = 200
+# the last lines a stop keeps of a container it removes (see archive)
+ARCHIVE_LINES = 2000
+ARCHIVE_NAME = "archived log"
 
 
 class ResourceLog(ResourceType):
@@ -41,20 +44,51 @@ class ResourceLog(ResourceType):
         super().__init__()
 
 
+def _acl_of(deployment: dict[str, Any]) -> dict[str, list[str]]:
+    return {"owners": list(deployment["acl"]["owners"]), "view-data": list(deployment["acl"].get("view-data", [])),
+            "manage": list(deployment["acl"].get("manage", []))}
+
+
 def create_for(ctx: Ctx, tx: Tx, deployment: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     components = body.get("components")
     if components is None:
         components = [deployment["module"].get("path", "app").rsplit("/", 1)[-1]]
-    doc: dict[str, Any] = {"parent": deployment["id"], "components": components,
-                           "acl": {"owners": list(deployment["acl"]["owners"]),
-                                   "view-data": list(deployment["acl"].get("view-data", [])),
-                                   "manage": list(deployment["acl"].get("manage", []))}}
+    doc: dict[str, Any] = {"parent": deployment["id"], "components": components, "acl": _acl_of(deployment)}
     for key in ("since", "lines"):
         if key in body:
             doc[key] = body[key]
     if not isinstance(components, list):
         raise BadRequest("attribute 'components' must be a list of component names")
     return crud.insert(ctx, tx, ctx.services.types["resource-log"], doc)
+
+
+def archive(ctx: Ctx, tx: Tx, deployment: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+    """Keep ``lines``, the last ones a container wrote before a stop removes it, in the deployment's resource-log
+    named ``archived log`` (replacing what an earlier stop kept), so the log stays readable once the
+    container is gone: the log stream serves it (``server/stream.py``). ``ctx`` is the internal identity."""
+    component = deployment["module"].get("path", "app").rsplit("/", 1)[-1]
+    last = max((line.split(" ", 1)[0] for line in lines if line), default=None)
+    rtype = ctx.services.types["resource-log"]
+    for old in tx.find_all("resource-log", "parent", deployment["id"]):
+        if old.get("name") == ARCHIVE_NAME:
+            new = {**old, "components": [component], "log": {component: lines}}
+            if last and last[:1].isdigit():
+                new["last-timestamp"] = last[:23] + "Z"
+            return crud.update(ctx, tx, rtype, old, new)
+    new = {"parent": deployment["id"], "components": [component], "name": ARCHIVE_NAME,
+           "description": "the last lines of the container, kept when the deployment stopped",
+           "log": {component: lines}, "acl": _acl_of(deployment)}
+    if last and last[:1].isdigit():
+        new["last-timestamp"] = last[:23] + "Z"
+    return crud.insert(ctx, tx, rtype, new)
+
+
+def archived_lines(tx: Tx, deployment_id: str) -> list[str] | None:
+    """The lines a stop kept of the deployment's container, or None when none were kept."""
+    for doc in tx.find_all("resource-log", "parent", deployment_id):
+        if doc.get("name") == ARCHIVE_NAME:
+            return [line for lines in (doc.get("log") or {}).values() for line in lines]
+    return None
 
 
 def fetch(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
@@ -71,4 +105,4 @@ def fetch(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
                        "resource-id": doc["id"], "location": job["id"]}, {"Location": job["id"]})
 
 
-__all__ = ["DEFAULT_LINES", "ResourceLog", "create_for"]
+__all__ = ["ARCHIVE_LINES", "ARCHIVE_NAME", "DEFAULT_LINES", "ResourceLog", "archive", "archived_lines", "create_for"]

@@ -209,6 +209,7 @@ def create_app(services: Services) -> "Preflight":
         # long-lived answers, before the generic routes that would take their paths
         Route("/api/event-stream", streams.event_stream, methods=ALL),
         Route("/api/deployment/{uuid}/log-stream", streams.log_stream, methods=ALL),
+        Route("/api/deployment/{uuid}/stats-stream", streams.stats_stream, methods=ALL),
         Route("/api/{type}", api.collection, methods=ALL),
         Route("/api/{type}/{uuid}", api.item, methods=ALL),
         Route("/api/{type}/{uuid}/{action}", api.action, methods=ALL),

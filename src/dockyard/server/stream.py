@@ -24,8 +24,19 @@ By default the answer is ``text/plain``, one line per log line, chunked (``curl 
 client that sends ``Accept: text/event-stream`` (a browser's EventSource) gets server-sent events instead:
 one ``data:`` event per line, ``: keep-alive`` comments when idle (a plain-text log cannot carry them, so
 behind a proxy with an idle timeout prefer events), and ``event: end`` when the log ends. It needs
-``view-data`` on the deployment (403/404 otherwise) and a deployment whose container runs or ran (409 in
-other states), all answered as Nuvla's JSON error before streaming starts.
+``view-data`` on the deployment (403/404 otherwise) and a deployment whose container runs or ran, all
+answered as Nuvla's JSON error before streaming starts. A stop keeps the container's last 2,000 lines before
+it removes it (the deployment's ``resource-log`` named ``archived log``): in a state without a container
+(STOPPED, or STARTING again) the stream answers those lines, then ends (``event: end`` says they are the
+archive); a deployment that never ran, or whose stop kept nothing, is a 409.
+
+``GET /api/deployment/<uuid>/stats-stream`` follows what the deployment's running container uses, as
+server-sent events (whatever ``Accept`` says): about once a second ``event: stats`` with ``data:
+{"time", "cpu-percent", "memory-bytes", "memory-limit-bytes"}`` (``cpu-percent`` 100 is one whole CPU;
+memory without the reclaimable page cache, the limit is the host's when the app sets none), ``: keep-alive``
+comments when idle, and ``event: end`` when the container stops or goes. The same rules as the log stream
+(``view-data``, 403/404), and 409 in a state without a running container (or on an engine that cannot report
+use).
 
 Both end within a fraction of a second when the client disconnects, and at once when the server begins
 its graceful shutdown (:meth:`Streams.close`).
@@ -39,17 +50,19 @@ import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, MethodNotAllowed
-from ..drivers.base import DriverError, StopSignal
+from ..drivers.base import DriverError, StopSignal, TaskStats
 from ..resources import crud
 from ..resources.base import Ctx, Services
 from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, drain, feed_of
-from ..resources.deployment import LOGGABLE
+from ..resources.deployment import LOGGABLE, STARTED, UPDATING
+from ..resources.resource_log import archived_lines
 from ..resources.session import COOKIE, authenticate
 from . import http, refusals
 
@@ -162,6 +175,52 @@ class Streams:
         return StreamingResponse(body, media_type=SSE if as_events else "text/plain; charset=utf-8",
                                  headers=HEADERS)
 
+    # -- a deployment's use of CPU and memory --------------------------------------------------------
+
+    async def stats_stream(self, request: Request) -> Response:
+        rid = f"deployment/{request.path_params['uuid']}"
+        if request.method != "GET":
+            return http.error_response(MethodNotAllowed(f"invalid method ({request.method.lower()}) for "
+                                                        f"{request.url.path}"))
+        cookie = request.cookies.get(COOKIE)
+
+        def open_() -> tuple[Iterator[TaskStats], StopSignal]:
+            ctx = Ctx(self.services, authenticate(self.services, cookie))
+            refusals.note(request.scope, ctx.authn)
+            return open_stats(ctx, rid)
+
+        try:
+            samples, stop = await run_in_threadpool(open_)
+        except DockyardError as exc:
+            return http.error_response(exc)
+        return StreamingResponse(self._stats(request, samples, stop), media_type=SSE, headers=HEADERS)
+
+    async def _stats(self, request: Request, samples: Iterator[TaskStats], stop: StopSignal,
+                     ) -> AsyncIterator[bytes]:
+        pump = _Pump(samples, stop)
+        ready = _ready_event(pump.on_ready)
+        pump.start()
+        try:
+            beat = _Heartbeat(self.heartbeat)
+            yield b": following\n\n"
+            while True:
+                batch = pump.drain()
+                if batch:
+                    yield b"".join(_stats_event(s) for s in batch)
+                    beat.reset()
+                if pump.done.is_set() and pump.empty():
+                    yield sse("end", {"message": pump.error or "the container is no longer running"})
+                    return
+                if self.stopping.is_set():
+                    return
+                if beat.due():
+                    yield KEEP_ALIVE
+                await _wait(ready, beat.wait())
+                if await request.is_disconnected():
+                    return
+        finally:
+            stop.set()
+
     async def _log(self, request: Request, lines: Iterator[str], stop: StopSignal,
                    as_events: bool) -> AsyncIterator[bytes]:
         pump = _Pump(lines, stop)
@@ -178,7 +237,7 @@ class Streams:
                     beat.reset()
                 if pump.done.is_set() and pump.empty():
                     if as_events:
-                        yield sse("end", {"message": pump.error or "the log ended"})
+                        yield sse("end", {"message": pump.error or getattr(lines, "ending", "the log ended")})
                     return
                 if self.stopping.is_set():
                     return
@@ -201,13 +260,58 @@ def follow(ctx: Ctx, rid: str, tail: int | None) -> tuple[Iterator[str], StopSig
     if "view-data" not in rights:
         raise Forbidden.for_resource(rid)
     if doc["state"] not in LOGGABLE:
-        raise Conflict(f"{rid} has no container to follow in state {doc['state']}", rid)
+        with ctx.store.read() as tx:
+            kept = archived_lines(tx, rid)
+        if kept is None:
+            raise Conflict(f"{rid} has no container to follow in state {doc['state']}", rid)
+        return _Archived(kept[-tail:] if tail else ([] if tail == 0 else kept)), StopSignal()
     stop = StopSignal()
     try:
         lines = driver_for(ctx.services, doc["parent"]).follow_logs(rid, stop, tail=tail)
     except DriverError as exc:
         raise DockyardError(exc.message, rid) from exc
     return lines, stop
+
+
+class _Archived:
+    """The lines a stop kept, as a log iterator that says at its end that they are the archive."""
+
+    ending = "the container was removed when the deployment stopped: these are the lines it kept"
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = iter(lines)
+
+    def __iter__(self) -> "_Archived":
+        return self
+
+    def __next__(self) -> str:
+        return next(self._lines)
+
+
+def open_stats(ctx: Ctx, rid: str) -> tuple[Iterator[TaskStats], StopSignal]:
+    """Check the caller may see the deployment's use, and open its engine's stats (in a worker thread)."""
+    from ..jobs.engines import driver_for
+
+    rtype = ctx.services.types["deployment"]
+    with ctx.store.read() as tx:
+        doc, rights = crud.load_visible(ctx, tx, rtype, rid)
+    if "view-data" not in rights:
+        raise Forbidden.for_resource(rid)
+    if doc["state"] not in (STARTED, UPDATING):
+        raise Conflict(f"{rid} has no running container in state {doc['state']}", rid)
+    driver = driver_for(ctx.services, doc["parent"])
+    if not driver.capabilities.stats:
+        raise Conflict(f"the engine of {rid} cannot report what its containers use", rid)
+    stop = StopSignal()
+    try:
+        return driver.follow_stats(rid, stop), stop
+    except DriverError as exc:
+        raise DockyardError(exc.message, rid) from exc
+
+
+def _stats_event(sample: TaskStats) -> bytes:
+    return sse("stats", {"time": sample.time, "cpu-percent": sample.cpu_percent,
+                         "memory-bytes": sample.memory_bytes, "memory-limit-bytes": sample.memory_limit_bytes})
 
 
 def _tail(values: list[str]) -> int | None:
@@ -268,10 +372,10 @@ class _Pump:
     """Reads a blocking line iterator in its own thread (not the request pool, which it would hold for the
     whole stream) into a bounded queue: a slow client pauses the engine's stream instead of filling memory."""
 
-    def __init__(self, lines: Iterator[str], stop: StopSignal) -> None:
+    def __init__(self, lines: Iterator[Any], stop: StopSignal) -> None:
         self.lines = lines
         self.stop = stop
-        self.queue: queue.Queue[str] = queue.Queue(LOG_BUFFER)
+        self.queue: queue.Queue[Any] = queue.Queue(LOG_BUFFER)
         self.done = threading.Event()
         self.error: str | None = None
         self._wakers: list[Callable[[], None]] = []
@@ -320,4 +424,4 @@ class _Pump:
                 pass
 
 
-__all__ = ["Streams", "follow", "sse"]
+__all__ = ["Streams", "follow", "open_stats", "sse"]

@@ -14,7 +14,7 @@ from ...core.time import now_ts
 from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
                              TaskSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB)
 from ...resources import deployment as deployments
-from ...resources import deployment_data
+from ...resources import deployment_data, resource_log
 from ...resources.base import Ctx
 from ...resources.deployment_mounts import is_local, volume_name
 from ...resources.deployment_parameter import upsert
@@ -225,6 +225,7 @@ def stop_deployment(ctx: JobContext) -> str:
         driver = driver_for(ctx.services, dep["parent"])
         ctx.progress(10)
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
+        _archive_log(ctx, driver, dep)
         driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
     except DriverError as exc:  # the job fails, and so the deployment is in ERROR (deployments.job_ended)
         raise ActionFailed(exc.message) from exc
@@ -238,6 +239,20 @@ def stop_deployment(ctx: JobContext) -> str:
                            state=deployments.STOPPED, status_message="stopped",
                            phases={"stopped": now_ts()}, task={"state": "missing", "checked": now_ts()})
     return f"stopped {dep['id']}"
+
+
+def _archive_log(ctx: JobContext, driver: Any, dep: dict[str, Any]) -> None:
+    """The container's last lines, kept before it is removed, so its log stays readable (the log stream
+    serves them once the deployment is STOPPED). Failing to read them must not fail the stop."""
+    try:
+        lines = driver.logs(dep["id"], tail=resource_log.ARCHIVE_LINES)
+    except DriverError as exc:
+        log.warning("keeping the log of %s before removing its container failed: %s", dep["id"], exc.message)
+        return
+    if not lines:
+        return
+    with ctx.services.store.write() as tx:
+        resource_log.archive(Ctx(ctx.services, INTERNAL), tx, dep, lines)
 
 
 @action("destroy_deployment")
