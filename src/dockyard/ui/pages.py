@@ -136,7 +136,7 @@ class Pages:
 
     def error(self, caller: Caller | None, exc: DockyardError, nav: str = "") -> Response:
         return self.renderer.html("error.html", exc.status, caller=caller, nav=nav, title="Error",
-                                  message=plain_message(exc), status=exc.status)
+                                  message=plain_message(exc), code=exc.status)
 
 
 def plain_message(exc: DockyardError) -> str:
