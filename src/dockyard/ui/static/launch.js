@@ -41,6 +41,8 @@
     results.append(D.el("p", {class: "muted", text: r.body.count + " found; tick those to attach."}), list);
   }
   document.getElementById("data-search").addEventListener("click", searchRecords);
+  // an error goes once the field is edited
+  form.addEventListener("input", (ev) => { if (ev.target.getAttribute("aria-invalid") === "true") fieldError(ev.target, ""); });
   document.getElementById("data-filter").addEventListener("keydown", (ev) => {
     if (ev.key === "Enter") { ev.preventDefault(); searchRecords(); }
   });
