@@ -14,15 +14,15 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.errors import DockyardError
 from ..resources.base import Services
-from . import apps, credentials, data, deployments, placeholders, session
+from . import apps, credentials, data, deployments, events, placeholders, session
 from .pages import Pages
 
 log = logging.getLogger("dockyard.ui")
 
 # each module has routes(pages) -> list[Route]
-PAGES: list[ModuleType] = [session, apps, deployments, credentials, data]
+PAGES: list[ModuleType] = [session, apps, deployments, credentials, data, events]
 # the pages of the navigation not built yet (see placeholders.py)
-PLACEHOLDERS = ("events",)
+PLACEHOLDERS: tuple[str, ...] = ()
 
 
 def _guarded(pages: Pages, endpoint: Callable[[Request], Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
