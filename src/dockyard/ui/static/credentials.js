@@ -50,14 +50,14 @@
   const keysBody = document.querySelector("#keys-table tbody");
 
   function keyRow(id, name, description, expiry) {
-    const nameCell = D.el("td", {}, [D.el("strong", {text: name || "(no name)"})]);
+    const nameCell = D.el("td", {"data-label": "Name"}, [D.el("strong", {text: name || "(no name)"})]);
     if (description) nameCell.append(D.el("br"), D.el("span", {class: "muted", text: description}));
     const revoke = D.el("button", {type: "button", class: "small danger", "data-delete": id, "data-name": name || id,
                                    "data-kind": "key", "aria-label": "Revoke " + (name || id), text: "Revoke"});
     return D.el("tr", {"data-cred": id, "data-testid": "api-key"}, [
-      nameCell, D.el("td", {}, [D.el("code", {text: id})]),
+      nameCell, D.el("td", {"data-label": "Key"}, [D.el("code", {text: id})]),
       D.el("td", {class: "hide-narrow", text: new Date().toISOString().slice(0, 19).replace("T", " ")}),
-      D.el("td", {text: expiry || "never"}),
+      D.el("td", {"data-label": "Expires (UTC)", text: expiry || "never"}),
       D.el("td", {}, [revoke, D.el("p", {class: "error", "data-row-error": true, role: "alert", hidden: true})]),
     ]);
   }

@@ -103,13 +103,13 @@
   function row(doc) {
     const uuid = doc.id.split("/")[1];
     const name = doc.name || doc.object;
-    const nameCell = D.el("td", {text: name});
+    const nameCell = D.el("td", {"data-label": "Name", text: name});
     if (doc.description) nameCell.append(D.el("br"), D.el("span", {class: "muted", text: doc.description}));
     return D.el("tr", {"data-testid": "data-object", "data-id": doc.id}, [
       nameCell,
       D.el("td", {class: "hide-narrow mono", text: doc.bucket + "/" + doc.object}),
-      D.el("td", {class: "num", text: size(doc.bytes || 0)}),
-      D.el("td", {}, [D.el("span", {class: "badge badge-green", text: "ready"})]),
+      D.el("td", {class: "num", "data-label": "Size", text: size(doc.bytes || 0)}),
+      D.el("td", {"data-label": "State"}, [D.el("span", {class: "badge badge-green", text: "ready"})]),
       D.el("td", {class: "hide-narrow nowrap", text: (doc.created || "").slice(0, 19).replace("T", " ")}),
       D.el("td", {}, [D.el("a", {href: "/ui/data/objects/" + uuid + "/download", download: doc.object.split("/").pop(),
                                  "aria-label": "Download " + name, text: "Download"})]),
