@@ -98,6 +98,7 @@
     }
     keysBody.prepend(keyRow(id, body.name, body.description, expiry));
     document.getElementById("keys-empty").hidden = true;
+    document.getElementById("keys-wrap").hidden = false;
     document.getElementById("new-key-id").textContent = id;
     document.getElementById("new-key-secret").textContent = r.body["secret-key"];
     document.getElementById("copy-status").textContent = "";
@@ -172,10 +173,18 @@
       return;
     }
     const table = row.closest("table");
+    const section = row.closest("section");
     row.remove();
-    if (key && !keysBody.children.length) document.getElementById("keys-empty").hidden = false;
+    if (key && !keysBody.children.length) {
+      document.getElementById("keys-empty").hidden = false;
+      document.getElementById("keys-wrap").hidden = true;
+    }
     announce(key ? "Revoked “" + name + "”: it can no longer log in." : "Deleted “" + name + "”.");
-    (table.querySelector("button") || table.closest("section").querySelector("h2")).focus();
+    const next = table.querySelector("button[data-delete]");
+    if (next && !table.closest("[hidden]")) { next.focus(); return; }
+    const heading = section.querySelector("h2");
+    heading.tabIndex = -1;
+    heading.focus();
   });
 
   // -- check an engine's credential: the job's outcome, then the credential's new status -----------------
