@@ -135,6 +135,7 @@ def test_create_launch_watch_stop_delete(page, new_user, ui_server, image):
     expect(page.locator("#log-note")).to_contain_text("the container was removed", timeout=10_000)
     expect(page.locator("#log")).to_contain_text(f"app of {dep_id} starting")
     expect(page.locator("#urls").get_by_role("link")).to_have_count(0)
+    expect(page.locator("#cpu-now")).to_have_text("–")  # no stale figures once it stopped
     assert still_same_page(page)
     screenshot(page, "deployment-stopped")
 

@@ -242,7 +242,14 @@
       $("stats-note").textContent = "Live, one sample a second.";
       drawChart();
     });
-    const end = () => { if (statsStream) statsStream.close(); statsStream = null; $("stats-note").textContent = "Shown while the container runs."; };
+    const end = () => {
+      if (statsStream) statsStream.close();
+      statsStream = null;
+      samples.length = 0;  // no stale figures once the container has stopped
+      $("cpu-now").textContent = $("mem-now").textContent = "–";
+      $("cpu-line").setAttribute("points", ""); $("mem-line").setAttribute("points", "");
+      $("stats-note").textContent = "Shown while the container runs.";
+    };
     statsStream.addEventListener("end", end);
     statsStream.onerror = end;
   }
