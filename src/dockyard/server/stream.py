@@ -154,78 +154,58 @@ class Streams:
     # -- a deployment's log --------------------------------------------------------------------------
 
     async def log_stream(self, request: Request) -> Response:
-        rid = f"deployment/{request.path_params['uuid']}"
-        if request.method != "GET":
-            return http.error_response(MethodNotAllowed(f"invalid method ({request.method.lower()}) for "
-                                                        f"{request.url.path}"))
-        cookie = request.cookies.get(COOKIE)
         as_events = SSE in request.headers.get("accept", "")
 
-        def open_log() -> tuple[Iterator[str], StopSignal]:
-            tail = _tail(request.query_params.getlist("tail"))
-            ctx = Ctx(self.services, authenticate(self.services, cookie))
-            refusals.note(request.scope, ctx.authn)
-            return follow(ctx, rid, tail)
+        def chunk(lines: list[str]) -> bytes:
+            return _log_chunk(lines, as_events)
 
-        try:
-            lines, stop = await run_in_threadpool(open_log)
-        except DockyardError as exc:
-            return http.error_response(exc)
-        body = self._log(request, lines, stop, as_events)
-        return StreamingResponse(body, media_type=SSE if as_events else "text/plain; charset=utf-8",
-                                 headers=HEADERS)
+        def ending(lines: Iterator[str]) -> str:
+            return getattr(lines, "ending", "the log ended")
+
+        return await self._deployment_stream(
+            request, lambda ctx, rid: follow(ctx, rid, _tail(request.query_params.getlist("tail"))),
+            chunk, ending if as_events else None, SSE if as_events else "text/plain; charset=utf-8")
 
     # -- a deployment's use of CPU and memory --------------------------------------------------------
 
     async def stats_stream(self, request: Request) -> Response:
+        return await self._deployment_stream(
+            request, open_stats, lambda samples: b"".join(_stats_event(s) for s in samples),
+            lambda _: "the container is no longer running", SSE)
+
+    # -- what both deployment streams share ----------------------------------------------------------
+
+    async def _deployment_stream(self, request: Request, open_: Callable[[Ctx, str], tuple[Iterator[Any], StopSignal]],
+                                 chunk: Callable[[list[Any]], bytes], ending: Callable[[Iterator[Any]], str] | None,
+                                 media_type: str) -> Response:
+        """Check the caller and open the engine's stream in a worker thread (errors answered as Nuvla's JSON
+        before streaming), then pump it to the client. ``ending``: server-sent events, closed with an
+        ``end`` event carrying its message (``None``: plain text, without keep-alives or an end)."""
         rid = f"deployment/{request.path_params['uuid']}"
         if request.method != "GET":
             return http.error_response(MethodNotAllowed(f"invalid method ({request.method.lower()}) for "
                                                         f"{request.url.path}"))
         cookie = request.cookies.get(COOKIE)
 
-        def open_() -> tuple[Iterator[TaskStats], StopSignal]:
+        def opened() -> tuple[Iterator[Any], StopSignal]:
             ctx = Ctx(self.services, authenticate(self.services, cookie))
             refusals.note(request.scope, ctx.authn)
-            return open_stats(ctx, rid)
+            return open_(ctx, rid)
 
         try:
-            samples, stop = await run_in_threadpool(open_)
+            items, stop = await run_in_threadpool(opened)
         except DockyardError as exc:
             return http.error_response(exc)
-        return StreamingResponse(self._stats(request, samples, stop), media_type=SSE, headers=HEADERS)
+        return StreamingResponse(self._pumped(request, items, stop, chunk, ending), media_type=media_type,
+                                 headers=HEADERS)
 
-    async def _stats(self, request: Request, samples: Iterator[TaskStats], stop: StopSignal,
-                     ) -> AsyncIterator[bytes]:
-        pump = _Pump(samples, stop)
+    async def _pumped(self, request: Request, items: Iterator[Any], stop: StopSignal,
+                      chunk: Callable[[list[Any]], bytes],
+                      ending: Callable[[Iterator[Any]], str] | None) -> AsyncIterator[bytes]:
+        pump = _Pump(items, stop)
         ready = _ready_event(pump.on_ready)
         pump.start()
-        try:
-            beat = _Heartbeat(self.heartbeat)
-            yield b": following\n\n"
-            while True:
-                batch = pump.drain()
-                if batch:
-                    yield b"".join(_stats_event(s) for s in batch)
-                    beat.reset()
-                if pump.done.is_set() and pump.empty():
-                    yield sse("end", {"message": pump.error or "the container is no longer running"})
-                    return
-                if self.stopping.is_set():
-                    return
-                if beat.due():
-                    yield KEEP_ALIVE
-                await _wait(ready, beat.wait())
-                if await request.is_disconnected():
-                    return
-        finally:
-            stop.set()
-
-    async def _log(self, request: Request, lines: Iterator[str], stop: StopSignal,
-                   as_events: bool) -> AsyncIterator[bytes]:
-        pump = _Pump(lines, stop)
-        ready = _ready_event(pump.on_ready)
-        pump.start()
+        as_events = ending is not None
         try:
             beat = _Heartbeat(self.heartbeat)
             if as_events:
@@ -233,11 +213,11 @@ class Streams:
             while True:
                 batch = pump.drain()
                 if batch:
-                    yield _log_chunk(batch, as_events)
+                    yield chunk(batch)
                     beat.reset()
                 if pump.done.is_set() and pump.empty():
-                    if as_events:
-                        yield sse("end", {"message": pump.error or getattr(lines, "ending", "the log ended")})
+                    if ending is not None:
+                        yield sse("end", {"message": pump.error or ending(items)})
                     return
                 if self.stopping.is_set():
                     return
