@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -110,3 +111,61 @@ def mark_page(page: Page) -> None:
 
 def still_same_page(page: Page) -> bool:
     return page.evaluate("window.__dockyardMarker === 'not reloaded'")
+
+
+# -- what several tests set up through the API --------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def test_app_image() -> Iterator[str]:
+    """The deployment tests' app (busybox: prints a line, serves its environment on port 80), built locally."""
+    import docker
+
+    from ..deployments.images import app_image
+
+    client = docker.from_env()
+    try:
+        yield app_image(client)
+    finally:
+        client.close()
+
+
+def api_app(api: httpx.Client, image: dict, name: str = "Test app", **content) -> str:
+    """An app (a component in a project of its own) made through the API; returns its module id."""
+    project = f"p-{uuid.uuid4().hex[:8]}"
+    resp = api.post("module", json={"path": project, "subtype": "project"})
+    assert resp.status_code == 201, resp.text
+    resp = api.post("module", json={"path": f"{project}/app", "subtype": "component", "name": name,
+                                    "content": {"image": image, "architectures": ["amd64"], **content}})
+    assert resp.status_code == 201, resp.text
+    return resp.json()["resource-id"]
+
+
+def image_of(tag: str) -> dict:
+    """``repository/name:tag`` as a module's image."""
+    ref, _, version = tag.rpartition(":")
+    repository, _, name = ref.rpartition("/")
+    return {"image-name": name, "tag": version, **({"repository": repository} if repository else {})}
+
+
+def api_deploy(api: httpx.Client, module: str, start: bool = False, **body) -> str:
+    """A deployment of ``module`` (started when asked), remembered for the session's container clean-up."""
+    from ..deployments.conftest import DEPLOYED
+
+    resp = api.post("deployment", json={"module": {"href": module}, **body})
+    assert resp.status_code == 201, resp.text
+    dep_id = resp.json()["resource-id"]
+    DEPLOYED.add(dep_id)
+    if start:
+        resp = api.post(f"{dep_id}/start", json={})
+        assert resp.status_code == 202, resp.text
+    return dep_id
+
+
+def wait_state(api: httpx.Client, dep_id: str, state: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    doc = api.get(dep_id).json()
+    while doc.get("state") != state and time.monotonic() < deadline:
+        time.sleep(0.05)
+        doc = api.get(dep_id).json()
+    assert doc.get("state") == state, f"{dep_id} is {doc.get('state')}: {doc.get('status-message')}"
+    return doc

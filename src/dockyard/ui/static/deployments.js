@@ -16,20 +16,39 @@
     deleteButton.textContent = n ? "Delete selected (" + n + ")" : "Delete selected";
   }
   table.addEventListener("change", refresh);
+  // a deleted deployment leaves the list and the count (once, whether the API's answer or the stream says so)
+  const count = document.getElementById("count");
+  function removeRow(id) {
+    const row = table.querySelector('tr[data-id="' + id + '"]');
+    if (!row) return;
+    row.remove();
+    const n = Math.max(Number(count.dataset.count) - 1, 0);
+    count.dataset.count = n;
+    count.firstElementChild.textContent = n + " deployment" + (n === 1 ? "" : "s");
+    refresh();
+  }
   document.getElementById("select-all").addEventListener("change", (ev) => {
     table.querySelectorAll("input.pick").forEach((b) => { b.checked = ev.target.checked; });
     refresh();
   });
 
+  function named(id) {
+    const short = id.split("/")[1].slice(0, 8);
+    const link = table.querySelector('tr[data-id="' + id + '"] a');
+    return link ? link.textContent + " (" + short + ")" : short;
+  }
+
   async function bulk(verb, ids) {
     D.say("bulk-error", "");
     D.say("bulk-status", verb === "stop" ? "Stopping " + ids.length + "…" : "Deleting " + ids.length + "…");
-    const failures = [];
-    await Promise.all(ids.map(async (id) => {
+    // each refusal named as the list shows it (its name and short id), in the list's order
+    const names = new Map(ids.map((id) => [id, named(id)]));
+    const results = await Promise.all(ids.map(async (id) => {
       const r = verb === "stop" ? await D.api("POST", id + "/stop", {}) : await D.api("DELETE", id);
-      if (!r.ok) failures.push(id.split("/")[1].slice(0, 8) + ": " + D.message(r));
-      else if (verb === "delete") { const row = table.querySelector('tr[data-id="' + id + '"]'); if (row) row.remove(); }
+      if (r.ok && verb === "delete") removeRow(id);
+      return r.ok ? null : names.get(id) + ": " + D.message(r);
     }));
+    const failures = results.filter((f) => f !== null);
     const done = ids.length - failures.length;
     D.say("bulk-status", (verb === "stop" ? "Asked " + done + " to stop." : "Deleted " + done + "."));
     if (failures.length) D.say("bulk-error", failures.length + " could not be " + (verb === "stop" ? "stopped" : "deleted") + ":\n" + failures.join("\n"));
@@ -50,7 +69,7 @@
     const doc = JSON.parse(ev.data);
     const row = table.querySelector('tr[data-id="' + doc.id + '"]');
     if (!row) return;
-    if (ev.type === "delete") { row.remove(); return; }
+    if (ev.type === "delete") { removeRow(doc.id); return; }
     const [label, colour] = badges[doc.state] || [String(doc.state).toLowerCase(), "grey"];
     const cell = row.querySelector("td.state");
     cell.replaceChildren(D.el("span", {class: "badge badge-" + colour, "data-state": doc.state, text: label}));
