@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from playwright.sync_api import expect
 
-from .conftest import admin_client, login, screenshot, user_client
+from .conftest import PHONE, admin_client, login, screenshot, user_client
 
 COOKIE = "com.sixsq.nuvla.cookie"
 
@@ -33,9 +33,9 @@ def test_wrong_password_shows_an_error_and_sets_no_session(page, new_user):
     expect(page.get_by_role("alert")).to_have_text("Wrong username or password.")
     assert [c for c in page.context.cookies() if c["name"] == COOKIE] == []
     expect(page.get_by_label("Username")).to_have_value(name)  # kept for the next try
+    screenshot(page, "login-error")  # while the error shows
     page.goto("/ui/deployments")
     assert "/ui/login" in page.url
-    screenshot(page, "login-error")
 
 
 def test_login_shows_who_and_logout_ends_the_session(page, new_user, ui_server):
@@ -72,5 +72,14 @@ def test_group_switcher_changes_the_active_group(page, new_user, ui_server):
     expect(switcher).to_have_value(uid)
     switcher.select_option(label=f"Team {name}")
     page.get_by_role("button", name="Switch").click()
-    expect(page.get_by_label("Acting as")).to_have_value(gid)
+    switcher = page.get_by_label("Acting as")
+    expect(switcher).to_have_value(gid)
+    # acting as the group, the switcher still names it and still offers the way back
+    expect(switcher.locator("option:checked")).to_have_text(f"Team {name}")
+    expect(switcher.locator("option")).to_have_text([f"{name} (personal)", f"Team {name}"])
+    # and on a phone the whole name shows: the select is not cut narrower than its text
+    page.set_viewport_size(PHONE)
+    assert switcher.evaluate("s => s.scrollWidth <= s.clientWidth"), "the group's name is cut off"
+    box, chosen = switcher.bounding_box(), page.get_by_role("button", name="Switch").bounding_box()
+    assert box["x"] >= 0 and chosen["x"] + chosen["width"] <= PHONE["width"]
     screenshot(page, "header-group")

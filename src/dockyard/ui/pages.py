@@ -18,7 +18,7 @@ from ..core.errors import DockyardError, FilterError
 from ..resources import crud
 from ..resources.base import Ctx, Services
 from ..resources.params import SearchParams
-from ..resources.session import COOKIE, authenticate
+from ..resources.session import COOKIE, authenticate, group_claims
 from ..store import filter as cimi_filter
 from .render import Renderer
 
@@ -65,9 +65,11 @@ def caller_of(ctx: Ctx) -> Caller:
     caller.username = caller.username or user
     caller.identities = [(user, f"{caller.username} (personal)")]
     if user.startswith("user/"):
-        groups = crud.search(ctx, ctx.services.types["group"], search(
-            cimi_filter.Comp(("users",), "=", cimi_filter.Value("string", user)), orderby=[("name", False)]))
-        caller.identities += [(g["id"], g.get("name") or g["id"]) for g in groups["resources"]]
+        # the groups the session may switch to, as switch-group decides them; not searched as the caller,
+        # since acting as a group drops the user's own claim, and with it the right to read their groups
+        with ctx.store.read() as tx:
+            groups = [(gid, (tx.get(gid) or {}).get("name") or gid) for gid in group_claims(tx, user)]
+        caller.identities += sorted(groups, key=lambda g: g[1].lower())
     if caller.active_claim and caller.active_claim not in dict(caller.identities):
         caller.identities.append((caller.active_claim, caller.active_claim))
     return caller
