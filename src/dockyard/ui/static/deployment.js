@@ -97,6 +97,21 @@
     }
   }
 
+  // the values this deployment starts with (given at launch, or kept by a clone)
+  function renderEnv() {
+    const body = $("env");
+    const vars = (dep.module.content || {})["environmental-variables"] || [];
+    body.replaceChildren();
+    if (!vars.length) body.append(D.el("tr", {}, [D.el("td", {colspan: "2", class: "muted", text: "The app declares none."})]));
+    for (const e of vars) {
+      const has = e.value !== undefined && e.value !== null && e.value !== "";
+      body.append(D.el("tr", {"data-env": e.name}, [
+        D.el("td", {class: "mono", text: e.name}),
+        D.el("td", {class: "mono value" + (has ? "" : " muted"), text: has ? e.value : "not set"}),
+      ]));
+    }
+  }
+
   function renderJobs() {
     const body = $("jobs");
     body.replaceChildren();
@@ -132,7 +147,7 @@
     D.say("status-message", !failed && message ? message : "");
   }
 
-  function renderAll() { renderState(); renderTimeline(); renderUrls(); renderParams(); renderJobs(); }
+  function renderAll() { renderState(); renderTimeline(); renderUrls(); renderParams(); renderEnv(); renderJobs(); }
 
   // -- the event stream: deployment, its parameters, its jobs -------------------------------------------------
   let events = null;
@@ -155,7 +170,7 @@
       if (type === "delete") { live(false, "deleted"); $("failure").hidden = false; $("failure").textContent = "This deployment was deleted."; return; }
       const before = dep.state;
       dep = Object.assign({}, dep, doc, {operations: operationsFor(doc.state)});
-      renderState(); renderTimeline(); renderUrls();
+      renderState(); renderTimeline(); renderUrls(); renderEnv();
       if (before !== dep.state) stateChanged();
     } else if (kind === "deployment-parameter") {
       if (type === "delete") params.delete(doc.id); else params.set(doc.id, doc);
@@ -206,7 +221,8 @@
     logStream.addEventListener("end", (ev) => {
       logStream.close(); logStream = null;
       $("log-state").textContent = "";
-      $("log-note").textContent = JSON.parse(ev.data).message;
+      const never = !logBox.textContent && !(dep.phases || {}).started;  // a failed start: nothing ran to log
+      $("log-note").textContent = never ? "No log: the container never started." : JSON.parse(ev.data).message;
     });
     logStream.onerror = () => {
       // a refusal (no container yet) or a dropped connection: the next state change opens it again
