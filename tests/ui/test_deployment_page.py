@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect
 
 from ..conftest import free_port
-from .conftest import (api_app, api_deploy, image_of, login, mark_page, screenshot, still_same_page, user_client,
+from .conftest import (LAPTOP, PHONE, api_app, api_deploy, image_of, login, mark_page, screenshot, still_same_page, user_client,
                        wait_state)
 
 DEPLOYMENT_URL = re.compile(r"/ui/deployments/([0-9a-f-]{36})$")
@@ -167,7 +167,46 @@ def test_a_start_the_engine_refuses_shows_the_engines_reason_on_the_page(page, n
     expect(page.get_by_role("button", name="Stop")).to_be_enabled()
     expect(page.locator("#log-note")).to_have_text("No log: the container never started.")
     assert still_same_page(page)
+    # on a phone the message wraps in its column instead of running out of sight
+    page.set_viewport_size(PHONE)
+    jobs = page.locator(".table-wrap").filter(has=page.locator("#jobs"))
+    assert jobs.evaluate("w => w.scrollWidth <= w.clientWidth"), "the job's message runs out of its table"
+    page.set_viewport_size(LAPTOP)
     screenshot(page, "deployment-failed")
     with user_client(ui_server, name, password) as api:
         doc = api.get(dep_id).json()
         assert doc["state"] == "ERROR" and "connection refused" in doc["status-message"]
+
+
+def test_a_change_streamed_while_the_page_reads_again_is_not_undone_by_the_older_read(page, new_user, ui_server,
+                                                                                       test_app_image):
+    """Once subscribed, the page reads the deployment again (to catch what changed before it subscribed).
+    A change the stream delivers while that read is on its way must win over the read's older copy."""
+    name, password = new_user()
+    with user_client(ui_server, name, password) as api:
+        module = api_app(api, image_of(test_app_image), **{"environmental-variables": [{"name": "GREETING"}]})
+        dep_id = api_deploy(api, module)
+        assert api.put(dep_id, json={"module": {"content": {"environmental-variables": [
+            {"name": "GREETING", "value": "before"}]}}}).status_code == 200
+    held = []  # the page's second read of the deployment, answered with what it read, but only when we say
+    page.route(f"**/api/{dep_id}", lambda route: held.append((route, route.fetch())))
+    login(page, name, password)
+    page.goto(f"/ui/deployments/{dep_id.split('/')[1]}")
+    value = page.locator('#env [data-env="GREETING"] .value')
+    expect(value).to_have_text("before")
+    page.wait_for_function("() => document.getElementById('live-text').textContent === 'live'")
+    for _ in range(100):  # the read goes out as the stream opens; its handler runs while we wait here
+        if held:
+            break
+        page.wait_for_timeout(20)
+    assert len(held) == 1 and held[0][1].json()["module"]["content"]["environmental-variables"][0]["value"] == "before"
+    with user_client(ui_server, name, password) as api:
+        assert api.put(dep_id, json={"module": {"content": {"environmental-variables": [
+            {"name": "GREETING", "value": "after"}]}}}).status_code == 200
+    expect(value).to_have_text("after")  # from the stream
+    rows = page.evaluate_handle("() => document.getElementById('env').firstElementChild")
+    route, response = held[0]
+    route.fulfill(response=response)
+    # the read's answer is applied (the rows are drawn again), and the streamed value stays
+    page.wait_for_function("row => !row.isConnected", arg=rows)
+    expect(value).to_have_text("after")

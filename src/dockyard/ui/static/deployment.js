@@ -166,6 +166,7 @@
   }
   function onChange(type, doc) {
     const kind = doc["resource-type"];
+    if (fresh) fresh.add(doc.id);
     if (kind === "deployment") {
       if (type === "delete") { live(false, "deleted"); $("failure").hidden = false; $("failure").textContent = "This deployment was deleted."; return; }
       const before = dep.state;
@@ -191,15 +192,25 @@
     const mayEdit = allowed.has("edit") || allowed.has("start") || allowed.has("stop") || allowed.has("delete");
     return rels.filter((r) => mayEdit || (r === "clone" && allowed.has("clone"))).map((r) => ({rel: r}));
   }
+  // ids the stream brought while a reread was on its way: the stream's copy is at least as new as what the
+  // reads return (they may have read before the change), and any later change comes as an event of its own
+  let fresh = null;
+  function merge(map, docs) {
+    const found = new Set(docs.map((x) => x.id));
+    for (const id of Array.from(map.keys())) if (!found.has(id) && !fresh.has(id)) map.delete(id);
+    for (const x of docs) if (!fresh.has(x.id)) map.set(x.id, x);
+  }
   async function reread() {
+    fresh = new Set();
     const [d, p, j] = await Promise.all([
       D.api("GET", rid),
       D.api("GET", "deployment-parameter?filter=" + encodeURIComponent("parent='" + rid + "'") + "&last=1000"),
       D.api("GET", "job?filter=" + encodeURIComponent("target-resource/href='" + rid + "'") + "&orderby=created:desc&last=50")]);
     const before = dep.state;
-    if (d.ok) dep = d.body;
-    if (p.ok) { params.clear(); p.body.resources.forEach((x) => params.set(x.id, x)); }
-    if (j.ok) { jobs.clear(); j.body.resources.forEach((x) => jobs.set(x.id, x)); }
+    if (d.ok && !fresh.has(rid)) dep = d.body;
+    if (p.ok) merge(params, p.body.resources);
+    if (j.ok) merge(jobs, j.body.resources);
+    fresh = null;
     renderAll();
     if (before !== dep.state) stateChanged();
   }
