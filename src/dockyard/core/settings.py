@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
             "(proxies close silent connections).", float),
     Setting("stream-queue", 1000, "Events a slow event-stream subscriber may fall behind before it is "
             "dropped with a final 'overflow' event.", int),
+    Setting("registry-timeout", 10.0, "Seconds a request to an image registry may take (a credential's check, "
+            "the manifest check before a start).", float),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

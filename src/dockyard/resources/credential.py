@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..core import acl as acls
 from ..core import crypto
 from ..core.authn import ADMIN, USER
-from ..core.errors import BadRequest
+from ..core.errors import BadRequest, Forbidden, NotFound
 from ..core.time import ts_in
 from ..store.db import Tx
 from . import templates
@@ -49,6 +50,9 @@ SCHEMA = COMMON.extend(
     # object-store credentials: the access key is an identifier, the secret key is never returned
     Attr("access-key", string(max_len=1000), immutable=True),
     Attr("secret-key", string(max_len=100000), server=True, hidden=True),
+    # registry credentials: the user name is readable, the password (encrypted) never returned
+    Attr("username", string(max_len=1000), immutable=True),
+    Attr("password", string(max_len=100000), server=True, hidden=True),
 )
 
 
@@ -66,6 +70,22 @@ class Method:
 
     def after_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any], reply: Reply) -> None:
         pass
+
+    @staticmethod
+    def parent_service(ctx: Ctx, tx: Tx, params: dict[str, Any], subtype: str | None = None) -> dict[str, Any]:
+        """The template's ``parent``: an infrastructure-service the caller can see (of ``subtype``, if given)."""
+        parent = params.get("parent")
+        if not isinstance(parent, str) or not parent.startswith("infrastructure-service/"):
+            raise BadRequest("template attribute 'parent' must be the id of an infrastructure-service")
+        infra = tx.get(parent)
+        if infra is None or infra.get("resource-type") != "infrastructure-service":
+            raise NotFound.for_resource(parent)
+        if not acls.can_view(acls.rights_of(infra["acl"], ctx.authn)):
+            raise Forbidden.for_resource(parent)
+        if subtype is not None and infra.get("subtype") != subtype:
+            raise BadRequest(f"template attribute 'parent' must be an infrastructure-service of subtype "
+                             f"{subtype}, not {infra.get('subtype')}")
+        return infra
 
 
 class ApiKey(Method):
@@ -107,7 +127,28 @@ class HashedPassword(Method):
     subtype = "hashed-password"
 
 
-METHODS: dict[str, Method] = {m.method: m for m in (ApiKey(),)}
+class RegistryCredential(Method):
+    """A user name and password for a private image registry (Nuvla's ``infrastructure-service-registry``).
+    The password is kept encrypted and decrypted only where it is used (a pull, a check, a start's
+    pre-flight); the ``check`` action logs in with it."""
+
+    method = "infrastructure-service-registry"
+    subtype = "infrastructure-service-registry"
+    name = "Registry credential"
+    description = "user name and password for a private image registry"
+    template_fields = {"username": "", "password": ""}
+
+    def build(self, ctx: Ctx, tx: Tx, params: dict[str, Any]) -> dict[str, Any]:
+        infra = self.parent_service(ctx, tx, params, "registry")
+        for key in ("username", "password"):
+            value = params.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise BadRequest(f"template attribute '{key}' is required (a non-blank string)")
+        return {"parent": infra["id"], "username": params["username"],
+                "password": ctx.services.keys.cipher.encrypt(params["password"])}
+
+
+METHODS: dict[str, Method] = {m.method: m for m in (ApiKey(), RegistryCredential())}
 
 
 def template_docs() -> list[dict[str, Any]]:
@@ -154,4 +195,4 @@ class Credential(ResourceType):
         end_sessions(tx, "credential", doc["id"])
 
 
-__all__ = ["METHODS", "Credential", "HashedPassword", "Method", "template_docs"]
+__all__ = ["METHODS", "Credential", "HashedPassword", "Method", "RegistryCredential", "template_docs"]

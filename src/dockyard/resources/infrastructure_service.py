@@ -9,11 +9,11 @@ job, whether it answers and whether it is a swarm.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..core.authn import ADMIN, USER
-from ..core.errors import BadRequest, Forbidden, NotFound
-from ..core import acl as acls
+from ..core.errors import BadRequest
 from ..data import is_embedded
 from ..store.db import Tx
 from . import job as jobs
@@ -21,7 +21,7 @@ from . import infrastructure_service_group as groups
 from . import templates
 from .attributes import COMMON, Attr, any_map, boolean, href, list_of, one_of, string
 from .base import Action, Ctx, ResourceType, Reply
-from .credential import METHODS, Method
+from .credential import METHODS, Method, RegistryCredential
 from .data_object import LOCAL_STORAGE, LOCAL_STORAGE_CREDENTIAL, public_base
 
 SUBTYPES = ("swarm", "kubernetes", "registry", "helm-repo", "s3", "vpn")
@@ -85,10 +85,16 @@ class InfrastructureService(ResourceType):
         groups.link(tx, doc.get("parent"), doc["id"], False)
 
 
+_REGISTRY_ENDPOINT = re.compile(r"^(https?://)?[A-Za-z0-9.-]+(:\d{1,5})?/?$")
+
+
 def check_endpoint(ctx: Ctx, doc: dict[str, Any]) -> None:
     if doc["subtype"] == "swarm" and not doc["endpoint"].startswith(("unix://", "tcp://", "https://", "http://")):
         raise BadRequest("attribute 'endpoint' of a Docker engine must be unix:///path, tcp://host:port "
                          "or https://host:port")
+    if doc["subtype"] == "registry" and not _REGISTRY_ENDPOINT.match(doc["endpoint"]):
+        raise BadRequest("attribute 'endpoint' of a registry must be https://host[:port], http://host[:port] "
+                         "(a registry Docker treats as insecure, such as one on 127.0.0.1) or host[:port]")
     if doc["subtype"] == "s3" and doc.get("id") != LOCAL_STORAGE and is_embedded(doc["endpoint"], public_base(ctx)):
         # harmless (only local-storage opens the embedded store), but surely a mistake: say so
         raise BadRequest(f"attribute 'endpoint' is Dockyard's own object store: use {LOCAL_STORAGE} and "
@@ -105,15 +111,8 @@ class SwarmCredential(Method):
     template_fields = {"ca": "", "cert": "", "key": ""}
 
     def build(self, ctx: Ctx, tx: Tx, params: dict[str, Any]) -> dict[str, Any]:
-        parent = params.get("parent")
-        if not isinstance(parent, str) or not parent.startswith("infrastructure-service/"):
-            raise BadRequest("template attribute 'parent' must be the id of an infrastructure-service")
-        infra = tx.get(parent)
-        if infra is None:
-            raise NotFound.for_resource(parent)
-        if not acls.can_view(acls.rights_of(infra["acl"], ctx.authn)):
-            raise Forbidden.for_resource(parent)
-        doc: dict[str, Any] = {"parent": parent}
+        infra = self.parent_service(ctx, tx, params)
+        doc: dict[str, Any] = {"parent": infra["id"]}
         tls = {k: params.get(k) or "" for k in ("ca", "cert", "key")}
         local = infra["endpoint"].startswith("unix://")
         for key, value in tls.items():
@@ -150,4 +149,4 @@ def credential_check(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: d
 
 
 CHECK = Action("check", credential_check,
-               available=lambda doc: doc.get("subtype") == SwarmCredential.subtype)
+               available=lambda doc: doc.get("subtype") in (SwarmCredential.subtype, RegistryCredential.subtype))

@@ -1,10 +1,16 @@
-"""``credential_check``: does the engine answer, and is it a swarm (manager)?"""
+"""``credential_check``: does the engine answer, and is it a swarm (manager)? Does the registry accept the
+user name and password? Either way the credential gets ``status`` (VALID, INVALID, UNKNOWN) and ``last-check``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...core.authn import INTERNAL
 from ...core.time import now_ts
+from ...drivers import registry
+from ...drivers.base import DriverError
 from ...resources import crud
+from ...resources import private_registry
 from ...resources.base import Ctx
 from ..engines import driver_for
 from . import ActionFailed, JobContext, action
@@ -14,8 +20,11 @@ from . import ActionFailed, JobContext, action
 def credential_check(ctx: JobContext) -> str:
     with ctx.services.store.read() as tx:
         cred = tx.get(ctx.target)
+        infra = tx.get(cred.get("parent") or "") if cred is not None else None
     if cred is None:
         raise ActionFailed(f"{ctx.target} no longer exists")
+    if cred.get("subtype") == private_registry.CREDENTIAL:
+        return _registry_check(ctx, cred, infra)
     info = driver_for(ctx.services, cred["id"]).check()
     status = "VALID" if info.reachable else ("INVALID" if "tls" in info.message.lower() else "UNKNOWN")
     ictx = Ctx(ctx.services, INTERNAL)
@@ -32,3 +41,27 @@ def credential_check(ctx: JobContext) -> str:
     if not info.reachable:
         raise ActionFailed(f"the engine does not answer: {info.message}")
     return f"engine {info.version} answers; swarm: {'manager' if info.swarm_manager else info.swarm}"
+
+
+def _registry_check(ctx: JobContext, cred: dict[str, Any], infra: dict[str, Any] | None) -> str:
+    """As ``docker login``: the registry's ``/v2/`` with the credential (basic auth or a bearer token)."""
+    if infra is None:
+        _set_status(ctx, cred["id"], "UNKNOWN")
+        raise ActionFailed(f"the registry {cred.get('parent')} is no longer registered")
+    where = registry.server_address(infra["endpoint"])
+    try:
+        registry.login(infra["endpoint"], private_registry.auth_of(ctx.services, cred, infra),
+                       timeout=ctx.services.settings["registry-timeout"])
+    except DriverError as err:
+        _set_status(ctx, cred["id"], "INVALID" if err.reason == registry.REGISTRY_AUTH else "UNKNOWN")
+        raise ActionFailed(err.message) from err
+    _set_status(ctx, cred["id"], "VALID")
+    return f"the registry {where} accepts the credential of user '{cred.get('username')}'"
+
+
+def _set_status(ctx: JobContext, cred_id: str, status: str) -> None:
+    with ctx.services.store.write() as tx:
+        current = tx.get(cred_id, for_update=True)
+        if current is not None:
+            crud.update(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["credential"], current,
+                        {**current, "status": status, "last-check": now_ts()})
