@@ -88,6 +88,19 @@ def wait_state(api: Api, dep_id: str, states, timeout: float = 60.0) -> dict:
     return doc
 
 
+def wait_ready(api: Api, dep_id: str, timeout: float = 60.0) -> dict:
+    """The deployment once its service passed its readiness checks (STARTED and ``ready``)."""
+    deadline = time.monotonic() + timeout
+    doc = api.get(dep_id).data
+    while doc.get("ready") is None and doc["state"] in ("CREATED", "STARTING", "STARTED") \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+        doc = api.get(dep_id).data
+    assert doc["state"] == "STARTED" and doc.get("ready") is True, \
+        f"{dep_id} is {doc['state']}, ready {doc.get('ready')}: {doc.get('ready-message') or doc.get('status-message')}"
+    return doc
+
+
 def parameters(api: Api, dep_id: str) -> dict[str, str | None]:
     found = api.search("deployment-parameter", filter=f"parent='{dep_id}'")
     return {r.data["name"]: r.data.get("value") for r in found.resources}

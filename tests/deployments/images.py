@@ -67,3 +67,20 @@ ENTRYPOINT ["/root/start-notebook.sh"]
     return _build(client, SEED_TAG, {"Dockerfile": (dockerfile, 0o644),
                                      "nuvla-integration.py": (read("nuvla-integration.py"), 0o755),
                                      "start-notebook.sh": (read("start-notebook.sh"), 0o755)})
+
+
+LATE_TAG = "dockyard-test/late-server:1"
+# serves its environment on port 80 once START_AFTER seconds have passed (nothing listens before)
+LATE_RUN = b"""#!/bin/sh
+mkdir -p /www
+env > /www/index.html
+echo "serving in ${START_AFTER:-0} s"
+sleep "${START_AFTER:-0}"
+exec httpd -f -v -p 80 -h /www
+"""
+
+
+def late_image(client: docker.DockerClient) -> str:
+    base = busybox_image(client)
+    dockerfile = f'FROM {base}\nCOPY run.sh /run.sh\nCMD ["sh", "/run.sh"]\n'.encode()
+    return _build(client, LATE_TAG, {"Dockerfile": (dockerfile, 0o644), "run.sh": (LATE_RUN, 0o755)})

@@ -20,9 +20,9 @@ from ..core.authn import ADMIN, ANON, INTERNAL, USER
 from ..core.errors import BadRequest, Conflict, Forbidden, NotFound
 from ..core.time import now_ts
 from ..store.db import Tx
-from . import crud, deployment_data
+from . import crud, deployment_data, deployment_readiness
 from . import job as jobs
-from .attributes import COMMON, Attr, any_map, described, href, list_of, one_of, string, text
+from .attributes import COMMON, Attr, any_map, boolean, described, href, list_of, one_of, string, text
 from .base import Action, Ctx, ResourceType, Reply
 from .deployment_mounts import check_mounts
 from .deployment_parameter import DEPLOYMENT_ROLE, of_deployment, parameter_acl
@@ -80,6 +80,9 @@ SCHEMA = COMMON.extend(
     Attr("phases", any_map, server=True),
     # the engine's view of the task: state, exit code, restarts, since
     Attr("task", any_map, server=True),
+    # whether the started service passed its app's readiness checks (absent while unknown), and why not
+    Attr("ready", boolean, server=True),
+    Attr("ready-message", text(10_000), server=True, indexed=False),
     Attr("module-href", string(), server=True),
 )
 
@@ -273,6 +276,8 @@ def _set(ctx: Ctx, tx: Tx, current: dict[str, Any], **fields: Any) -> dict[str, 
     new = dict(current)
     for key, value in fields.items():
         new[key.replace("_", "-")] = value
+    deployment_readiness.follow_state(current, new, {k.replace("_", "-") for k in fields},
+                                      ctx.services.settings["readiness-timeout"])
     stored = crud.update(Ctx(ctx.services, INTERNAL), tx, ctx.services.types["deployment"], current, new)
     if stored["state"] != current["state"]:
         tx.after_commit.append(lambda: _log_move(current, stored, ctx.authn.user_id or ANON))
@@ -439,18 +444,22 @@ __all__ = ["BADGES", "Deployment"]
 
 def set_fields(services: Any, deployment_id: str, *, only_in: frozenset[str] | None = None,
                also: Callable[[Ctx, Tx, dict[str, Any]], None] | None = None,
+               when: Callable[[dict[str, Any]], bool] | None = None,
                **fields: Any) -> dict[str, Any] | None:
     """A worker's or reconciler's write to a deployment, as the internal identity.
 
     ``phases`` and ``task`` are merged into what is stored. With ``only_in``, nothing is written unless the
     deployment is in one of those states (a stop that raced the start wins). ``also`` writes more in the
     same transaction, given the stored deployment (its parameters: a reader who sees the new state sees
-    them too). Returns the stored document, or None when it is gone or was in another state.
+    them too). ``when`` is a further condition on the locked, current deployment. Returns the stored
+    document, or None when it is gone, was in another state or failed ``when``.
     """
     ctx = Ctx(services, INTERNAL)
     with services.store.write() as tx:
         current = tx.get(deployment_id, for_update=True)
         if current is None or (only_in is not None and current["state"] not in only_in):
+            return None
+        if when is not None and not when(current):
             return None
         for key in ("phases", "task"):
             if key in fields:

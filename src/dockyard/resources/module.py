@@ -94,6 +94,20 @@ RESTART_POLICY = Schema((
     Attr("window", integer(0)),
 ))
 
+# when a started deployment counts as usable (Dockyard's own; Nuvla has none): every published TCP port
+# accepts connections (unless `tcp` is false), the HTTP check answers its status, the outputs named are set
+READINESS_HTTP = Schema((
+    Attr("port", integer(1, 65535), required=True),  # one of the app's tcp ports (checked with them)
+    Attr("path", string(pattern=r"^/\S*$", max_len=2000)),  # default /
+    Attr("status", integer(100, 599)),  # default 200
+))
+READINESS = Schema((
+    Attr("tcp", boolean),
+    Attr("http", nested(READINESS_HTTP)),
+    Attr("output-parameters", list_of(TOKEN, max_len=1000, distinct=True)),  # of the app's own
+    Attr("timeout", integer(1, 86400)),  # seconds after the start; default: the readiness-timeout setting
+))
+
 COMPONENT = COMMON.extend(
     Attr("author", string(), required=True),
     Attr("commit", text(10000)),
@@ -112,6 +126,7 @@ COMPONENT = COMMON.extend(
     Attr("registries-credentials", list_of(string(nonblank=False), min_len=1)),
     Attr("requires-user-rights", boolean),
     Attr("minimum-requirements", any_map),
+    Attr("readiness", nested(READINESS)),
 )
 
 SCHEMA = COMMON.extend(
@@ -243,6 +258,7 @@ class Module(ResourceType):
         content.update({"id": ids.new_id(content_type), "resource-type": content_type, "created": ts,
                         "updated": ts, "acl": {"owners": [ADMIN]}})
         out, problems = COMPONENT.problems(content)
+        problems += readiness_problems(out) if not problems else []
         if problems:
             raise ValidationError(doc["id"], "\n".join(f"content: {p}" for p in problems))
         out["acl"] = acls.normalise(out["acl"])
@@ -251,6 +267,24 @@ class Module(ResourceType):
         if out.get("commit"):
             entry["commit"] = out["commit"]
         doc["versions"].append(entry)
+
+
+def readiness_problems(content: dict[str, Any]) -> list[str]:
+    """What ``readiness`` names that the app does not declare: its HTTP port, its output parameters."""
+    readiness = content.get("readiness") or {}
+    problems = []
+    http = readiness.get("http")
+    tcp_ports = [p["target-port"] for p in content.get("ports") or [] if p.get("protocol", "tcp") == "tcp"]
+    if http and http["port"] not in tcp_ports:
+        declared = ", ".join(map(str, tcp_ports)) or "none"
+        problems.append(f"attribute 'readiness.http.port' must be one of the app's tcp ports ({declared}), "
+                        f"not {http['port']}")
+    outputs = {o["name"] for o in content.get("output-parameters") or []}
+    for name in readiness.get("output-parameters") or []:
+        if name not in outputs:
+            problems.append(f"attribute 'readiness.output-parameters': the app declares no output parameter "
+                            f"'{name}'")
+    return problems
 
 
 def host_architecture() -> str:

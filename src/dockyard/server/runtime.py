@@ -103,6 +103,7 @@ def attach_engine(runtime: Runtime) -> None:
 
 
 def start_background(runtime: Runtime, *, workers: bool = True) -> None:
+    from ..jobs.readiness import Prober
     from ..jobs.reconciler import Reconciler
     from ..jobs.worker import WorkerPool
 
@@ -115,6 +116,9 @@ def start_background(runtime: Runtime, *, workers: bool = True) -> None:
         reconciler = Reconciler(runtime.services, interval=settings["sweep-interval"])
         reconciler.start()
         runtime.background.append(reconciler)
+        prober = Prober(runtime.services)  # readiness checks, beside the reconciler (jobs/readiness.py)
+        prober.start()
+        runtime.background.append(prober)
 
 
 def http_server(config: Any) -> Any:
