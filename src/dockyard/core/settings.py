@@ -74,6 +74,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sweep-interval", 30.0, "Seconds between full reconciliations of deployments with their engines.",
             float),
     Setting("stop-timeout", 10.0, "Seconds a stopping container gets before it is killed.", float),
+    Setting("readiness-timeout", 120, "Seconds a started deployment's readiness checks may take before it is "
+            "reported not ready, for apps whose 'readiness' names no timeout.", int),
+    Setting("readiness-interval", 0.25, "Longest pause, in seconds, between two rounds of a deployment's "
+            "readiness checks (the first rounds follow each other faster).", float),
+    Setting("readiness-grace", 0.05, "Seconds a probe's TCP connection must stay open to count as accepted: "
+            "the engine's port proxy accepts at once and closes when nothing listens behind it.", float),
     Setting("max-object-bytes", 5 * 1024 ** 3, "Largest object one PUT to the embedded store's signed URLs "
             "may carry.", int),
     Setting("public-url", "", "The URL users reach this server at (pre-signed object URLs point there); "
