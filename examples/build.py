@@ -25,7 +25,7 @@ import tarfile
 import docker
 import yaml
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+HERE = os.path.dirname(os.path.realpath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # the repository root, for tests.support.images
 
 from tests.support import images  # noqa: E402  (after the path is set)

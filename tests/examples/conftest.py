@@ -7,15 +7,14 @@ import json
 import os
 import subprocess
 import sys
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ..cli.client_support import DEP_ID, Cli, user_cli
+from ..deployments.conftest import parameters, wait_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -52,9 +51,15 @@ class Launcher:
         return f"{self.project}/{name}"
 
     def deploy(self, app: str, *args: str) -> tuple[str, str]:
-        """``dockyard deploy APP ... --wait``: the deployment's id and what the command printed."""
+        """``dockyard deploy APP ... --wait``, then until the deployment is ready (its app's readiness
+        checks passed): the deployment's id and what the command printed."""
         output = self.cli.ok("deploy", app, *args, "--wait")
-        return DEP_ID.findall(output)[0], output
+        dep_id = DEP_ID.findall(output)[0]
+        wait_ready(self.api, dep_id)
+        return dep_id, output
+
+    def output(self, dep_id: str, name: str) -> str | None:
+        return parameters(self.api, dep_id).get(name)
 
     def urls(self, dep_id: str) -> dict[str, str]:
         """The deployment's URLs as ``dockyard ps`` shows them, addressed to 127.0.0.1."""
@@ -76,27 +81,3 @@ def launcher(sqlite_server, tmp_path, example_images):
     deployments = [row["id"] for row in json.loads(cli.ok("ps", "--all", "--json"))]
     if deployments:
         cli.run("rm", "--force", *deployments)
-
-
-def wait_output(launcher: Launcher, dep_id: str, name: str, timeout: float = 60.0) -> str:
-    """An output parameter's value, once the container has set it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = launcher.api.search("deployment-parameter", filter=f"parent='{dep_id}'")
-        params = {r.data["name"]: r.data.get("value") for r in found.resources}
-        if params.get(name):
-            return params[name]
-        assert time.monotonic() < deadline, f"{name} of {dep_id} never set: {params}"
-        time.sleep(0.2)
-
-
-def get(url: str, timeout: float = 30.0, **kwargs) -> httpx.Response:
-    """GET from a service that may still be starting (until deployments say when they are ready)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return httpx.get(url, timeout=5, **kwargs)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)

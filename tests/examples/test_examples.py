@@ -8,15 +8,15 @@ import os
 import re
 
 import httpx
+from httpx import get
 
-from .conftest import get, wait_output
 
 
 def test_notebook_answers_with_the_token_it_published_and_refuses_without_it(launcher):
     app = launcher.create_app("notebook")
     dep_id, printed = launcher.deploy(app)
     assert f"{dep_id} is STARTED" in printed
-    token = wait_output(launcher, dep_id, "jupyter-token")
+    token = launcher.output(dep_id, "jupyter-token")  # set before it was ready
     assert re.fullmatch(r"[a-z0-9]{24}", token)  # the seed's token: 24 of a-z0-9
 
     url = launcher.urls(dep_id)["notebook"]  # the app's pattern, filled in with the port and the token
@@ -60,7 +60,7 @@ def test_data_web_with_no_data_serves_an_empty_index(launcher):
 def test_rstudio_requires_the_password_it_published(launcher):
     app = launcher.create_app("rstudio")
     dep_id, _ = launcher.deploy(app)
-    password = wait_output(launcher, dep_id, "password")
+    password = launcher.output(dep_id, "password")  # set before it was ready
     assert len(password) >= 20
     url = launcher.urls(dep_id)["rstudio"]
 
