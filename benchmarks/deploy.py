@@ -18,6 +18,11 @@ and a component (the tests' ``app_image``: busybox httpd serving its environment
 * docker SDK: ``client.containers.run(..., detach=True, ports={"80/tcp": ("127.0.0.1", None)})`` then
   ``reload()`` until the port is known, in this process (no CLI start-up).
 
+Readiness, in the same rounds: the same app with ``readiness: {http: {port: 80, path: /, status: 200}}``,
+from ``POST .../start`` until the deployment is seen with ``ready: true``, beside ``docker run`` + ``docker
+port`` + a client GET-ting ``http://127.0.0.1:<port>/`` every 5 ms until it answers (what a user of bare
+Docker does to know the service is up). Target: ≤ 1.1× that baseline's median.
+
 Then a burst: N deployments whose N start requests leave at once from N threads; the time until the last
 is STARTED (and that every one has its ``tcp.80``), then the N stops until all are STOPPED; and the same
 burst as N docker SDK runs from N threads, the engine's own pace.
@@ -65,9 +70,12 @@ POLL = 0.005  # seconds between the client's looks at a deployment
 BURST_POLL = 0.02  # seconds between searches during a burst
 TIMEOUT = 60.0  # seconds any single wait may last
 TARGET_RATIO = 1.3  # Dockyard's median start over the bare `docker run` median
+READY_TARGET_RATIO = 1.1  # Dockyard's median start → ready over `docker run` + polling the port until it answers
+READINESS = {"http": {"port": 80, "path": "/", "status": 200}}
 RUN_ID = uuid.uuid4().hex[:8]
 BENCH_LABEL = "dockyard-bench"
 PHASES = ("queued", "claimed", "pulled", "created", "started")
+READY = "READY"  # what a watcher waits for to see `ready: true` (not a state)
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -107,8 +115,9 @@ class Client:
         self.http.close()
 
 
-def set_up(endpoint: str, image: str) -> tuple[Client, str]:
-    """A fresh user (logged in), a project and the component; returns the user's client and the module id."""
+def set_up(endpoint: str, image: str) -> tuple[Client, str, str]:
+    """A fresh user (logged in), a project and two components (the second with an HTTP readiness check);
+    returns the user's client and the modules' ids."""
     admin = Client(endpoint)
     admin.login("admin", ADMIN_PASSWORD)
     name, password = f"bench-{RUN_ID}", "pw-" + uuid.uuid4().hex
@@ -121,11 +130,14 @@ def set_up(endpoint: str, image: str) -> tuple[Client, str]:
     user.call("POST", "/module", {"path": project, "subtype": "project", "name": project}, want=201)
     repository, _, tag = image.rpartition(":")
     repo, _, image_name = repository.rpartition("/")
-    module = user.call("POST", "/module", {
-        "path": f"{project}/app", "subtype": "component", "name": "app",
-        "content": {"image": {"repository": repo, "image-name": image_name, "tag": tag}, "author": "bench",
-                    "architectures": ["amd64"], "ports": [{"target-port": 80}]}}, want=201)
-    return user, module["resource-id"]
+    ids = []
+    for name, extra in (("app", {}), ("ready-app", {"readiness": READINESS})):
+        module = user.call("POST", "/module", {
+            "path": f"{project}/{name}", "subtype": "component", "name": name,
+            "content": {"image": {"repository": repo, "image-name": image_name, "tag": tag}, "author": "bench",
+                        "architectures": ["amd64"], "ports": [{"target-port": 80}], **extra}}, want=201)
+        ids.append(module["resource-id"])
+    return user, ids[0], ids[1]
 
 
 def event_stream_available(client: Client) -> bool:
@@ -223,6 +235,8 @@ class StreamWatcher(Watcher):
         with self.cond:
             if doc.get("resource-type") == "deployment":
                 self.seen.setdefault(doc["id"], {}).setdefault(doc["state"], now)
+                if doc.get("ready") is True:
+                    self.seen[doc["id"]].setdefault(READY, now)
                 if doc["state"] == "ERROR":
                     self.failed[doc["id"]] = doc.get("status-message", "")
             elif doc.get("name") == "tcp.80" and doc.get("value"):
@@ -269,7 +283,9 @@ class PollWatcher(Watcher):
     def wait(self, dep_id: str, state: str, port: bool = False) -> float:
         deadline = time.perf_counter() + TIMEOUT
         while True:
-            doc = self.client.call("GET", path_of(dep_id), select="state,status-message")
+            doc = self.client.call("GET", path_of(dep_id), select="state,status-message,ready")
+            if state == READY and doc.get("ready") is True:
+                return time.perf_counter()
             if doc["state"] == state and (not port or tcp80(self.client, dep_id)):
                 return time.perf_counter()
             if doc["state"] == "ERROR":
@@ -316,6 +332,13 @@ def measure_start(client: Client, watcher: Watcher, dep_id: str) -> StartRun:
     if doc["state"] != "STARTED" or not port:
         raise RuntimeError(f"{dep_id} seen STARTED with tcp.80 but now {doc['state']} with tcp.80={port}")
     return StartRun(seconds, sent, sent + seconds, port, doc)
+
+
+def measure_ready(client: Client, watcher: Watcher, dep_id: str) -> float:
+    """POST start → ``ready: true`` seen, in seconds (the app's HTTP check answered)."""
+    t0 = time.perf_counter()
+    client.call("POST", path_of(dep_id) + "/start", {}, want=202)
+    return watcher.wait(dep_id, READY) - t0
 
 
 def measure_stop(client: Client, watcher: Watcher, dep_id: str) -> float:
@@ -369,6 +392,35 @@ def measure_cli(image: str) -> tuple[float, float]:
     t1 = time.perf_counter()
     docker_cli("rm", "-f", cid)
     return seconds, time.perf_counter() - t1
+
+
+def measure_cli_answers(image: str, http: httpx.Client) -> float:
+    """docker run + docker port until known + GET the port every ``POLL`` s until the app answers."""
+    t0 = time.perf_counter()
+    ran = docker_cli("run", "-d", "--label", f"{BENCH_LABEL}={RUN_ID}", "-p", "127.0.0.1::80", image)
+    if ran.returncode != 0:
+        raise RuntimeError(f"docker run failed: {ran.stderr.strip()}")
+    cid = ran.stdout.strip()
+    try:
+        for _ in range(1000):
+            port = docker_cli("port", cid, "80")
+            if port.returncode == 0 and port.stdout.strip():
+                break
+        else:
+            raise RuntimeError(f"docker port {cid[:12]} 80 never answered")
+        url = f"http://127.0.0.1:{port.stdout.split()[0].rsplit(':', 1)[1]}/"
+        deadline = time.perf_counter() + TIMEOUT
+        while True:
+            try:
+                if http.get(url).status_code == 200:
+                    return time.perf_counter() - t0
+            except httpx.TransportError:
+                pass
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"nothing answered at {url}")
+            time.sleep(POLL)
+    finally:
+        docker_cli("rm", "-f", cid)
 
 
 def measure_sdk(client: docker.DockerClient, image: str) -> float:
@@ -596,7 +648,8 @@ def main() -> int:
         server = start_server(data_dir, extra_env=env)
         log(f"dockyard serve pid {server.process.pid} at {server.endpoint} (SQLite in {data_dir}, "
             f"{args.workers if args.workers is not None else 'default'} workers); image {image}")
-        client, module_id = set_up(server.endpoint, image)
+        client, module_id, ready_module = set_up(server.endpoint, image)
+        probe_http = httpx.Client(timeout=2, headers={"Connection": "close"})
         if args.poll is None and event_stream_available(client):
             watcher = StreamWatcher(server.endpoint, client.http.cookies)
         else:
@@ -611,9 +664,14 @@ def main() -> int:
         client.call("DELETE", path_of(dep))
         measure_cli(image)
         measure_sdk(dclient, image)
+        dep = new_deployment(client, ready_module, tag, deployed)
+        measure_ready(client, watcher, dep)
+        measure_stop(client, watcher, dep)
+        client.call("DELETE", path_of(dep))
+        measure_cli_answers(image, probe_http)
 
         starts: list[StartRun] = []
-        stops, cli, cli_rm, sdk = [], [], [], []
+        stops, cli, cli_rm, sdk, readies, answers = [], [], [], [], [], []
         log(f"{rounds} rounds: Dockyard start + stop, docker run + port, docker SDK run")
         for i in range(rounds):
             dep = new_deployment(client, module_id, tag, deployed)
@@ -624,6 +682,11 @@ def main() -> int:
             cli.append(run_s)
             cli_rm.append(rm_s)
             sdk.append(measure_sdk(dclient, image))
+            dep = new_deployment(client, ready_module, tag, deployed)
+            readies.append(measure_ready(client, watcher, dep))
+            measure_stop(client, watcher, dep)
+            client.call("DELETE", path_of(dep))
+            answers.append(measure_cli_answers(image, probe_http))
         log(f"burst of {burst_n}, then the same burst as bare docker SDK runs")
         burst = run_burst(client, watcher, module_id, burst_n, deployed)
         burst.sdk_total = sdk_burst(image, burst_n)
@@ -637,6 +700,8 @@ def main() -> int:
             ("docker SDK containers.run + reload until port", sdk, False),
             (f"Dockyard: POST stop → STOPPED seen{stop_note}", stops, False),
             ("docker rm -f (CLI), reference for the stop", cli_rm, False),
+            (f"Dockyard: POST start → ready: true seen (HTTP check; {watcher.how})", readies, False),
+            ("docker run + docker port + GET every 5 ms until it answers", answers, False),
         ]
         console.print()
         console.print(report(rows, burst, baselines))
@@ -645,6 +710,11 @@ def main() -> int:
         verdict = "[green]meets[/green]" if ratio <= TARGET_RATIO else "[red]misses[/red]"
         console.print(f"Dockyard median start = {ratio:.2f}× the bare `docker run` median: {verdict} the "
                       f"≤ {TARGET_RATIO}× target ({start_median / baselines['sdk']:.2f}× the SDK baseline).")
+        ready_ratio = statistics.median(readies) / statistics.median(answers)
+        verdict = "[green]meets[/green]" if ready_ratio <= READY_TARGET_RATIO else "[red]misses[/red]"
+        console.print(f"Dockyard median start → ready = {ready_ratio:.2f}× `docker run` + polling the port until "
+                      f"it answers: {verdict} the ≤ {READY_TARGET_RATIO}× target "
+                      f"({ms(statistics.median(readies))} ms vs {ms(statistics.median(answers))} ms).")
         console.print(f"Burst: {burst.started}/{burst.n} STARTED ({burst.with_port} with tcp.80), "
                       f"{burst.stopped}/{burst.n} STOPPED. Server side: first queued → last started "
                       f"{ms(burst.server_span)} ms; a job waits queued → claimed "
