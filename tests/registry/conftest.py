@@ -111,9 +111,12 @@ auth:
             proc.kill()
             proc.wait()
         log.close()
-        for found in docker_client.images.list(name=f"127.0.0.1:{port}/dockyard-test/private"):
+        remove_deployed(docker_client)  # their containers use the pulled tag
+        prefix = f"127.0.0.1:{port}/"
+        for found in docker_client.images.list(name=f"{prefix}dockyard-test/private"):
             for ref in found.tags:
-                docker_client.images.remove(ref)
+                if ref.startswith(prefix):  # the same image also carries the local test tag: keep that
+                    docker_client.images.remove(ref)
 
 
 @pytest.fixture(scope="module")

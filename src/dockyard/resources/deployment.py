@@ -22,6 +22,7 @@ from ..core.time import now_ts
 from ..store.db import Tx
 from . import crud, deployment_data, deployment_readiness
 from . import job as jobs
+from . import private_registry
 from .attributes import COMMON, Attr, any_map, boolean, described, href, list_of, one_of, string, text
 from .base import Action, Ctx, ResourceType, Reply
 from .deployment_mounts import check_mounts
@@ -130,12 +131,15 @@ class Deployment(ResourceType):
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
         resolve_infrastructure(ctx, tx, doc)
+        private_registry.check_deployment(ctx, tx, doc)
 
     # -- edit --------------------------------------------------------------------------------------
 
     def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
         if new.get("parent") != old.get("parent"):
             resolve_infrastructure(ctx, tx, new)
+        if new.get("registries-credentials") != old.get("registries-credentials"):
+            private_registry.check_deployment(ctx, tx, new)
         if new.get("acl") != old.get("acl"):
             for param in of_deployment(tx, old["id"]):
                 param["acl"] = acls.normalise(parameter_acl({**new, "acl": acls.normalise(new["acl"])}))
@@ -318,6 +322,7 @@ def new_api_key(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> dict[str, str]:
 
 
 def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    private_registry.preflight(ctx, doc)  # asks the registry: before the write, which must stay short
     with ctx.write() as tx:
         current = _locked(ctx, tx, doc, STARTABLE, "start")
         if current["state"] == STOPPED:

@@ -20,6 +20,7 @@ from ..store.db import Tx
 from .attributes import (COMMON, Attr, Invalid, Schema, any_map, anything, boolean, described, href, integer,
                          list_of, nested, number, one_of, string, text)
 from .base import Ctx, ResourceType
+from .private_registry import check_app as check_registries
 
 PATH_RE = r"^[a-zA-Z0-9][\w.-]*(/[a-zA-Z0-9][\w.-]*)*$"
 ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
@@ -261,6 +262,7 @@ class Module(ResourceType):
         problems += readiness_problems(out) if not problems else []
         if problems:
             raise ValidationError(doc["id"], "\n".join(f"content: {p}" for p in problems))
+        check_registries(ctx, tx, out)
         out["acl"] = acls.normalise(out["acl"])
         tx.insert(out)
         entry = {"href": out["id"], "author": out["author"]}

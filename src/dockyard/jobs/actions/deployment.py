@@ -14,7 +14,8 @@ from ...core.time import now_ts
 from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
                              TaskSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB)
 from ...resources import deployment as deployments
-from ...resources import deployment_data, resource_log
+from ...resources import deployment_data, private_registry, resource_log
+from ...resources.private_registry import image_ref
 from ...resources.base import Ctx
 from ...resources.deployment_mounts import is_local, volume_name
 from ...resources.deployment_parameter import upsert
@@ -40,12 +41,6 @@ def _slug(text: str) -> str:
 def container_name(dep: dict[str, Any]) -> str:
     """DNS-safe and unique: the app's name, then the deployment's uuid."""
     return f"{_slug(dep['module'].get('path', 'app').rsplit('/', 1)[-1])}-{dep['id'].split('/', 1)[1]}"
-
-
-def image_ref(image: dict[str, Any]) -> str:
-    ref = "/".join(p for p in (image.get("registry"), image.get("repository")) if p)
-    ref = f"{ref}/{image['image-name']}" if ref else image["image-name"]
-    return f"{ref}:{image['tag']}" if image.get("tag") else ref
 
 
 def environment(ctx: JobContext, dep: dict[str, Any]) -> tuple[tuple[str, str], ...]:
@@ -106,7 +101,9 @@ def _source(dep: dict[str, Any], mount: dict[str, Any], shared: bool) -> str | N
 
 
 def _registry_auth(ctx: JobContext, dep: dict[str, Any]) -> RegistryAuth | None:
-    return None  # private registries come with the registry issue
+    """The credential to pull with, checked with the registry at every start (a private image already on the
+    engine runs only for a deployment whose credential opens it); None for an image of no private registry."""
+    return private_registry.worker_auth(ctx.services, dep)
 
 
 def create_parameters(ctx: JobContext, dep: dict[str, Any], host: str) -> None:
