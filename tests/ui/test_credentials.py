@@ -113,14 +113,14 @@ def test_engine_credential_added_with_messages_at_the_field_checked_deleted_and_
     page.get_by_text("Add an engine credential").click()
     page.get_by_label("Engine", exact=True).select_option(label="A new engine…")
     page.get_by_label("Engine name").fill("lab engine")
-    page.get_by_label("Endpoint").fill("ftp://127.0.0.1:9")
+    page.locator("#engine-new-endpoint").fill("ftp://127.0.0.1:9")
     page.get_by_label("Credential name").first.fill("lab tls")
     page.get_by_label("Client key (PEM; stored encrypted, never shown again)").fill(private_key)
     page.get_by_role("button", name="Add engine credential").click()
     expect(page.locator("#engine-new-endpoint-error")).to_have_text(
         re.compile("attribute 'endpoint' of a Docker engine must be unix:///path, tcp://host:port"))
 
-    page.get_by_label("Endpoint").fill("tcp://127.0.0.1:9")
+    page.locator("#engine-new-endpoint").fill("tcp://127.0.0.1:9")
     page.get_by_role("button", name="Add engine credential").click()
     cert_error = page.locator("#engine-cert-error")
     expect(cert_error).to_have_text(re.compile("template attribute 'cert' is required for a remote engine"))
@@ -150,3 +150,43 @@ def test_engine_credential_added_with_messages_at_the_field_checked_deleted_and_
     with user_client(ui_server, name, password) as me:
         creds = me.get("credential", params={"filter": "name='lab tls'"}).json()
         assert creds["count"] == 0
+
+
+def test_registry_credential_added_at_the_field_checked_deleted_and_password_never_shown(page, new_user, ui_server):
+    name, password = new_user()
+    secret = f"registry-secret-{uuid.uuid4().hex}"
+    login(page, name, password)
+    page.goto("/ui/credentials")
+    page.get_by_text("Add a registry credential").click()
+    page.get_by_label("Registry", exact=True).select_option(label="A new registry…")
+    page.get_by_label("Registry name").fill("lab registry")
+    page.locator("#registry-new-endpoint").fill("ftp://127.0.0.1:9/v2")
+    page.locator("#registry-name").fill("lab pusher")
+    page.locator("#registry-username").fill("pusher")
+    page.locator("#registry-password").fill(secret)
+    page.get_by_role("button", name="Add registry credential").click()
+    expect(page.locator("#registry-new-endpoint-error")).to_have_text(
+        re.compile("attribute 'endpoint' of a registry must be https://host"))
+
+    page.locator("#registry-new-endpoint").fill("http://127.0.0.1:9")
+    page.get_by_role("button", name="Add registry credential").click()
+    expect(page.get_by_test_id("flash")).to_have_text(re.compile("Added “lab pusher”"))
+    row = page.get_by_test_id("registry-credential").filter(has_text="lab pusher")
+    expect(row).to_contain_text("lab registry")
+    expect(row).to_contain_text("http://127.0.0.1:9")
+    assert secret not in page.content()
+    with user_client(ui_server, name, password) as me:
+        found = me.get("credential", params={"filter": "name='lab pusher'"}).json()["resources"]
+        assert [c["username"] for c in found] == ["pusher"] and "password" not in found[0]
+
+    row.get_by_role("button", name="Check lab pusher").click()  # nothing listens there: UNKNOWN
+    expect(row.get_by_role("alert")).to_have_text(
+        re.compile("The check failed: Cannot reach the registry 127.0.0.1:9"), timeout=60_000)
+    expect(row.locator("[data-status]")).to_have_attribute("data-status", "UNKNOWN")
+    assert secret not in page.content()
+    page.reload()
+    assert secret not in page.content()
+
+    row.get_by_role("button", name="Delete lab pusher").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete credential").click()
+    expect(row).to_have_count(0)
