@@ -174,3 +174,7 @@ def pytest_sessionfinish(session, exitstatus):
         remove_deployed(client)
     finally:
         client.close()
+
+
+# the loopback registry: one per session, for every directory that needs it (tests/registry, tests/examples)
+from .support.registry import private_registry  # noqa: E402,F401  (after free_port, which it imports)
