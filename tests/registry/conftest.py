@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import os
+import subprocess
 
 import docker
 import pytest
 
-from ..conftest import start_server, stop_server
+from ..conftest import free_port, start_server, stop_server
 from ..deployments.conftest import DEPLOYED, remove_deployed  # noqa: F401
+from ..support.registry import _wait_port
+from .token_service import ISSUER, SERVICE, TokenService
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,43 @@ def server(tmp_path_factory):
 def server_log(server) -> bytes:
     with open(os.path.join(server.data_dir, "server.log"), "rb") as handle:
         return handle.read()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory, private_registry):
+    """A second registry over the same storage (so it holds the same image) that challenges with ``Bearer``;
+    the token service (``token_service.py``) grants the same user what they ask for."""
+    work = tmp_path_factory.mktemp("token-registry")
+    with TokenService(private_registry.username, private_registry.password) as tokens:
+        bundle = work / "token-ca.pem"
+        bundle.write_bytes(tokens.cert_pem())
+        port = free_port()
+        config = work / "config.yml"
+        config.write_text(f"""version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {private_registry.storage}
+http:
+  addr: 127.0.0.1:{port}
+auth:
+  token:
+    realm: {tokens.realm}
+    service: {SERVICE}
+    issuer: {ISSUER}
+    rootcertbundle: {bundle}
+""")
+        log_path = str(work / "registry.log")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_port(port, proc, log_path)
+            yield f"http://127.0.0.1:{port}", tokens
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -35,6 +35,7 @@ class Registry:
     image: str  # a private image pushed there: <address>/dockyard-test/private:<tag>
     process: subprocess.Popen
     log_path: str
+    storage: str  # its filesystem storage (a second registry over it serves the same images)
 
 
 def _wait_port(port: int, proc: subprocess.Popen, log_path: str, timeout: float = 20.0) -> None:
@@ -94,7 +95,7 @@ auth:
         assert not failures, failures
         image = f"{repository}:{tag}"
         docker_client.images.remove(image)  # only the tag: the first start must pull it
-        yield Registry(f"http://{address}", address, USER, password, image, proc, log_path)
+        yield Registry(f"http://{address}", address, USER, password, image, proc, log_path, str(work / "storage"))
     finally:
         proc.terminate()
         try:
