@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ..cli.client_support import DEP_ID, Cli, user_cli
-from ..deployments.conftest import parameters, wait_ready
+from ..deployments.conftest import docker_client, parameters, wait_ready  # noqa: F401  (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
