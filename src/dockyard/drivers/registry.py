@@ -18,7 +18,9 @@ the registry (and the image) and keep the registry's own reason; they never hold
 
 from __future__ import annotations
 
+import functools
 import re
+import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -109,7 +111,13 @@ def check_manifest(endpoint: str, image: ImageName, auth: RegistryAuth | None, *
 # -- one request, authenticated as the registry asks --------------------------------------------------------
 
 def _client(timeout: float) -> httpx.Client:
-    return httpx.Client(timeout=timeout, verify=True, follow_redirects=True)
+    return httpx.Client(timeout=timeout, verify=_tls(), follow_redirects=True)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """One verifying context for every request: loading the CA bundle costs tens of ms, on each start."""
+    return httpx.create_ssl_context()
 
 
 def _send(client: httpx.Client, method: str, url: str, auth: RegistryAuth | None, *, scope: str, where: str,
