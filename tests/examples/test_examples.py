@@ -12,9 +12,13 @@ from httpx import get
 
 
 
-def test_notebook_answers_with_the_token_it_published_and_refuses_without_it(launcher):
+def test_notebook_answers_with_the_token_it_published_and_refuses_without_it(launcher, tmp_path):
+    bucket = f"ex-{os.urandom(4).hex()}"
+    (tmp_path / "orbit.txt").write_bytes(b"E14 orbit 1\n")
+    record = json.loads(launcher.cli.ok("data", "upload", str(tmp_path / "orbit.txt"), "--bucket", bucket,
+                                        "--json"))["record"]
     app = launcher.create_app("notebook")
-    dep_id, printed = launcher.deploy(app)
+    dep_id, printed = launcher.deploy(app, "--data", record)
     assert f"{dep_id} is STARTED" in printed
     token = launcher.output(dep_id, "jupyter-token")  # set before it was ready
     assert re.fullmatch(r"[a-z0-9]{24}", token)  # the seed's token: 24 of a-z0-9
@@ -27,7 +31,10 @@ def test_notebook_answers_with_the_token_it_published_and_refuses_without_it(lau
     base = url.split("?")[0]
     assert get(base).status_code == 403
     assert get(base + "?token=" + "x" * 24).status_code == 403
-    assert get(base + "data/", headers={"Authorization": f"token {token}"}).status_code == 200
+    data = get(base + "data/", headers={"Authorization": f"token {token}"})
+    assert data.status_code == 200 and f"{bucket}__orbit.txt" in data.text  # the seed's link per record
+    linked = get(f"{base}data/{bucket}__orbit.txt", headers={"Cookie": f"notebook-token={token}"})
+    assert linked.content == b"E14 orbit 1\n"
 
 
 def test_data_web_serves_the_bytes_of_the_records_selected_at_launch(launcher, tmp_path):
