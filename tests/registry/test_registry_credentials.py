@@ -10,6 +10,7 @@ import pytest
 from nuvla.api import NuvlaError
 
 from ..deployments.conftest import api_for, new_user
+from .conftest import server_log
 from .helpers import REGISTRY_TEMPLATE, add_credential, add_registry, check
 
 
@@ -51,6 +52,7 @@ def test_check_gives_valid_invalid_and_unknown_and_the_password_is_never_returne
     answers = [raw.get(good).text, raw.get("credential").text,
                raw.put("credential", data={"select": "password,username"}).text,
                raw.get("job").text, raw.get("event").text]
+    answers.append(server_log(server).decode(errors="replace"))  # at debug level, with the check jobs' lines
     for text in answers:
         assert private_registry.password not in text and wrong_password not in text
     assert private_registry.username in answers[2]
