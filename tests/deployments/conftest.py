@@ -132,8 +132,11 @@ def http_get(url: str, timeout: float = 30.0):
 
 def deployment_key(server, api: Api, dep_id: str) -> Api:
     """A client logged in with the key the deployment's container got (the test app serves its environment
-    on port 80)."""
-    page = http_get(f"http://127.0.0.1:{parameters(api, dep_id)['tcp.80']}/").text
+    on port 80, once the deployment is ready)."""
+    import httpx
+
+    wait_ready(api, dep_id)
+    page = httpx.get(f"http://127.0.0.1:{parameters(api, dep_id)['tcp.80']}/", timeout=5).text
     env = dict(line.split("=", 1) for line in page.splitlines() if "=" in line)
     key = api_for(server)
     assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201

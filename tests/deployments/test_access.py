@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from nuvla.api import NuvlaError
 
 from dockyard.core.ids import deployment_parameter_id
 
-from .conftest import api_for, component, deploy, deployment_key, http_get, new_user, parameters, start, wait_state
+from .conftest import (api_for, component, deploy, deployment_key, new_user, parameters, start, wait_ready,
+                       wait_state)
 
 
 def test_another_user_cannot_read_start_stop_or_see_parameters(sqlite_server, images):
@@ -38,9 +40,9 @@ def test_the_deployment_key_reads_its_deployment_only_and_cannot_create_credenti
     mine = deploy(alice, module_id)
     other = deploy(alice, module_id)
     start(alice, mine)
-    wait_state(alice, mine, "STARTED")
+    wait_ready(alice, mine)
     port = parameters(alice, mine)["tcp.80"]
-    env = dict(line.split("=", 1) for line in http_get(f"http://127.0.0.1:{port}/").text.splitlines()
+    env = dict(line.split("=", 1) for line in httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text.splitlines()
                if "=" in line)
     key = api_for(sqlite_server)
     assert key.login_apikey(env["NUVLA_API_KEY"], env["NUVLA_API_SECRET"]).status_code == 201

@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 from nuvla.api import NuvlaError
 from nuvla.api.resources.deployment import Deployment
 
 from ..conftest import ADMIN_PASSWORD, start_server, stop_server
-from .conftest import DEPLOYED, component, deploy, http_get, new_user, parameters, start, wait_state
+from .conftest import DEPLOYED, component, deploy, new_user, parameters, start, wait_ready, wait_state
 
 LOCAL_CREDENTIAL = "credential/local-docker"
 
@@ -23,8 +24,9 @@ def ops(doc: dict) -> set[str]:
 
 
 def env_of(api, dep_id: str) -> dict[str, str]:
+    wait_ready(api, dep_id)
     port = parameters(api, dep_id)["tcp.80"]
-    text = http_get(f"http://127.0.0.1:{port}/").text
+    text = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 

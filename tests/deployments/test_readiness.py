@@ -11,6 +11,7 @@ from nuvla.api import NuvlaError
 from dockyard.core.ids import deployment_parameter_id
 
 from ..api.test_event_stream import EventStream
+from ..conftest import ADMIN_PASSWORD, start_server, stop_server
 from .conftest import api_for, component, deploy, new_user, parameters, start, wait_ready, wait_state
 from .images import late_image
 
@@ -149,3 +150,28 @@ def test_bad_readiness_values_are_refused_naming_the_field(sqlite_server, late, 
     assert err.value.response.status_code == 400
     message = err.value.response.json()["message"]
     assert named in message and "readiness" in message, message
+
+
+
+def test_checks_a_killed_server_was_running_resume_when_it_starts_again(tmp_path, late):
+    data_dir = tmp_path / "resumed"
+    server = start_server(data_dir)
+    try:
+        api, _ = new_user(server)
+        env = [{"name": "START_AFTER", "value": "6"}]
+        dep_id = deploy(api, component(api, late, ports=[{"target-port": 80}], readiness={"timeout": 60},
+                                       **{"environmental-variables": env}))
+        start(api, dep_id)
+        wait_state(api, dep_id, "STARTED")
+        server.process.kill()  # kill -9 while it checks: nothing may be lost
+        server.process.wait()
+        server = start_server(data_dir)
+        admin = api_for(server)
+        admin.login_password("admin", ADMIN_PASSWORD)
+        doc = wait_ready(admin, dep_id, timeout=30)
+        late_by = seconds(doc["phases"]["ready"]) - seconds(doc["phases"]["started"])
+        assert 5.5 <= late_by <= 12, doc["phases"]
+        admin.operation(admin.get(dep_id), "stop")
+        wait_state(admin, dep_id, "STOPPED")
+    finally:
+        stop_server(server)
