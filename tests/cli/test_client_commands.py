@@ -118,7 +118,7 @@ def test_deploy_wait_then_params_logs_stop_and_rm(live_server, tmp_path):
     assert f"  web: http://localhost:{port}/" in result.stdout.splitlines()
     assert "  token = (not set yet)" in result.stdout
     shown = [line.split()[1] for line in result.stdout.splitlines() if line.strip().startswith("✓")]
-    assert shown == ["queued", "claimed", "pulled", "created", "started"]
+    assert shown == ["queued", "claimed", "pulled", "created", "started", "ready"]  # --wait ends at ready
     assert "GREETING=hi" in http_get(f"http://127.0.0.1:{port}/").text  # the deployment's own value
 
     params = {p["name"]: p["value"] for p in json.loads(cli.ok("params", dep_id[11:19], "--json"))}

@@ -16,7 +16,7 @@ from ..deployments.conftest import DEPLOYED, parameters
 from .client_support import DEP_ID, DOCKYARD, app_files, user_cli
 
 SCREEN_FILE = "/tmp/cli-deploy-wait-screen.txt"
-PHASE_LINE = re.compile(r"^  ✓ (queued|claimed|pulled|created|started) +\d\d:\d\d:\d\d\.\d{3} +\+\d+\.\d\ds$")
+PHASE_LINE = re.compile(r"^  ✓ (queued|claimed|pulled|created|started|ready) +\d\d:\d\d:\d\d\.\d{3} +\+\d+\.\d\ds$")
 ESCAPE_TEXT = re.compile(r"\x1b|\^\[|\[\??\d+(;\d+)*[A-Za-z]")
 
 
@@ -73,11 +73,11 @@ def test_deploy_wait_renders_its_progress_cleanly_in_80_columns(sqlite_server, t
     dep_id = DEP_ID.search(final).group(0)
     DEPLOYED.add(dep_id)
     start = lines.index(f"Starting {dep_id}")
-    phases = lines[start + 1:start + 6]
+    phases = lines[start + 1:start + 7]
     assert [PHASE_LINE.match(line).group(1) for line in phases] == \
-        ["queued", "claimed", "pulled", "created", "started"], final
+        ["queued", "claimed", "pulled", "created", "started", "ready"], final
     port = parameters(api, dep_id)["tcp.80"]
-    assert lines[start + 6:start + 10] == [f"{dep_id} is STARTED", f"  web: http://localhost:{port}/",
+    assert lines[start + 7:start + 11] == [f"{dep_id} is STARTED", f"  web: http://localhost:{port}/",
                                            "  token = (not set yet)", "EXIT=0"], final
     assert not ESCAPE_TEXT.search(final), final
     assert "waiting for" not in final  # the spinner is gone once it is done

@@ -1,7 +1,8 @@
 """Waiting for a deployment to start, showing its phases as they happen.
 
-A start goes queued → claimed → pulled → created → started. The deployment's ``phases`` map (phase →
-timestamp, written by the server) has ``queued`` at once and the engine's phases when the start is over;
+A start goes queued → claimed → pulled → created → started → ready (the service passed its app's
+readiness checks). The deployment's ``phases`` map (phase → timestamp, written by the server) has
+``queued`` at once, the engine's phases when the start is over and ``ready`` when the checks pass;
 its job's ``phases`` has ``claimed`` as soon as a worker takes it. Both arrive on the event stream, so
 each phase is printed once, in order, the moment it is known, with the time since ``queued``; on a
 terminal a spinner below says what is awaited. Each printed line is short (under 60 columns) and final,
@@ -23,7 +24,7 @@ from .client import FAILED, CliError, Client, quote
 from .events import ENDED, Follower
 from .output import parse_ts, short
 
-PHASES = ("queued", "claimed", "pulled", "created", "started")
+PHASES = ("queued", "claimed", "pulled", "created", "started", "ready")
 POLL = 0.5
 DONE, FAILED_STATES = "STARTED", ("ERROR", "STOPPING", "STOPPED")
 
@@ -58,7 +59,12 @@ class Watch:
         for phase in PHASES:
             if phase not in self.shown:
                 return phase
-        return "started"
+        return "ready"
+
+
+def settled(deployment: dict[str, Any]) -> bool:
+    """STARTED and its readiness checks over (a server without them never sets ``ready-message``)."""
+    return deployment.get("state") == DONE and ("ready" in deployment or "ready-message" not in deployment)
 
 
 def subscribe(client: Client, dep_id: str) -> Follower | None:
@@ -72,7 +78,8 @@ def subscribe(client: Client, dep_id: str) -> Follower | None:
 
 def wait_started(client: Client, dep_id: str, job_id: str | None, follower: Follower | None,
                  timeout: float, console: Console) -> dict[str, Any]:
-    """Show the phases until the deployment is STARTED (returned) or fails (a :class:`CliError`)."""
+    """Show the phases until the deployment is STARTED and ready (returned) or fails (a :class:`CliError`);
+    STARTED but not ready in its app's time is a failure too, with the reason."""
     watch = Watch(client.get(dep_id), job_id)
     started = time.monotonic()
     deadline = started + timeout
@@ -81,7 +88,10 @@ def wait_started(client: Client, dep_id: str, job_id: str | None, follower: Foll
         while True:
             _show(watch, console)
             state = watch.deployment.get("state")
-            if state == DONE:
+            if settled(watch.deployment):
+                if watch.deployment.get("ready") is False:
+                    raise CliError(f"{dep_id} is STARTED but not ready: {watch.deployment.get('ready-message')}",
+                                   FAILED)
                 return watch.deployment
             if state in FAILED_STATES:
                 reason = watch.deployment.get("status-message") or "no reason given"

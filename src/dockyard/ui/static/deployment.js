@@ -11,7 +11,7 @@
   const params = new Map(initial.parameters.map((p) => [p.id, p]));
   const jobs = new Map(initial.jobs.map((j) => [j.id, j]));
   const $ = (id) => document.getElementById(id);
-  const PHASES = ["queued", "claimed", "pulled", "created", "started"];
+  const PHASES = ["queued", "claimed", "pulled", "created", "started", "ready"];
 
   // -- rendering -----------------------------------------------------------------------------------------
   function badge(state) {
@@ -41,14 +41,20 @@
         item.append(D.el("span", {text: clock(at)}));
         if (previous) item.append(D.el("span", {class: "muted small", text: " +" + took(seconds(previous, at))}));
         previous = at;
+      } else if (name === "ready" && dep.ready === false) {  // the checks did not pass in time: why
+        item.className = "";
+        item.append(D.el("span", {class: "error", text: "not ready: " + (dep["ready-message"] || "")}));
+      } else if (name === "ready" && dep.state === "STARTED" && dep["ready-message"]) {
+        item.append(D.el("span", {class: "muted", text: "checking: " + dep["ready-message"]}));
       } else {
         item.append(D.el("span", {class: "muted", text: "not yet"}));
       }
       list.append(item);
     }
-    if (phases.queued && phases.started) {
+    const end = phases.ready && phases.ready >= (phases.started || "") ? phases.ready : phases.started;
+    if (phases.queued && end) {
       list.append(D.el("li", {}, [D.el("span", {class: "phase", text: "total"}),
-                                  D.el("span", {text: took(seconds(phases.queued, phases.started))})]));
+                                  D.el("span", {text: took(seconds(phases.queued, end))})]));
     }
   }
 
