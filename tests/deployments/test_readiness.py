@@ -120,6 +120,44 @@ def test_a_stop_while_checking_ends_the_checks(sqlite_server, late):
     assert "ready" not in doc and "ready-message" not in doc and doc["updated"] == stopped["updated"]
 
 
+def test_an_update_checks_the_new_container_again(sqlite_server, late):
+    api, _ = new_user(sqlite_server)
+    env = [{"name": "START_AFTER", "value": "2"}]
+    dep_id = deploy(api, component(api, late, ports=[{"target-port": 80}], **{"environmental-variables": env}))
+    start(api, dep_id)
+    first = wait_ready(api, dep_id)
+    api.operation(api.get(dep_id), "update")
+    updating = wait_state(api, dep_id, ("UPDATING", "STARTED"))
+    assert "ready" not in updating or updating["phases"]["started"] != first["phases"]["started"]
+    deadline = time.monotonic() + 30
+    doc = api.get(dep_id).data
+    while doc["phases"].get("started") == first["phases"]["started"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+        doc = api.get(dep_id).data
+    assert doc.get("ready") is None and "phases" in doc and "ready" not in doc["phases"], doc  # checking again
+    doc = wait_ready(api, dep_id)
+    assert 1.7 <= seconds(doc["phases"]["ready"]) - seconds(doc["phases"]["started"]) <= 4, doc["phases"]
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+
+
+def test_an_error_while_checking_ends_the_checks(sqlite_server, images):
+    api, _ = new_user(sqlite_server)
+    env = [{"name": "EXIT_AFTER", "value": "1.5"}, {"name": "EXIT_CODE", "value": "3"}]  # never serves
+    dep_id = deploy(api, component(api, images["app"], ports=[{"target-port": 80}], readiness={"timeout": 4},
+                                   **{"environmental-variables": env}))
+    start(api, dep_id)
+    started = wait_state(api, dep_id, "STARTED")
+    assert "ready" not in started and started["ready-message"]
+    failed = wait_state(api, dep_id, "ERROR", timeout=30)
+    assert "ready" not in failed and "ready-message" not in failed
+    time.sleep(max(0.0, seconds(started["phases"]["started"]) + 5 - time.time()))  # past the timeout
+    doc = api.get(dep_id).data
+    assert "ready" not in doc and "ready-message" not in doc
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED")
+
+
 def test_an_app_with_nothing_to_check_is_ready_when_started(sqlite_server, late):
     api, _ = new_user(sqlite_server)
     dep_id = deploy(api, component(api, late, readiness={"tcp": False}))
