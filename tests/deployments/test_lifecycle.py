@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 from nuvla.api import NuvlaError
 
-from .conftest import api_for, component, deploy, http_get, new_user, parameters, start, wait_state
+from .conftest import api_for, component, deploy, new_user, parameters, start, wait_ready, wait_state
 
 
 def serve_env(images, api, **content):
@@ -17,7 +18,8 @@ def serve_env(images, api, **content):
 
 
 def http_env(port: str) -> dict[str, str]:
-    text = http_get(f"http://127.0.0.1:{port}/").text
+    """The environment the app serves (call once the deployment is ready)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/", timeout=5).text
     return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
@@ -28,7 +30,7 @@ def test_start_publishes_ports_and_injects_the_environment(sqlite_server, images
     assert created["state"] == "CREATED"
     assert {"rel": "start", "href": f"{dep_id}/start"} in created["operations"]
     job_id = start(api, dep_id)
-    doc = wait_state(api, dep_id, "STARTED")
+    doc = wait_ready(api, dep_id)
     params = parameters(api, dep_id)
     env = http_env(params["tcp.80"])
     assert env["NUVLA_DEPLOYMENT_ID"] == dep_id

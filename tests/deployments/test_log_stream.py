@@ -11,7 +11,7 @@ import pytest
 
 from ..api.helpers import COOKIE, error_of, forbidden
 from ..api.test_event_stream import EventStream
-from .conftest import component, deploy, http_get, new_user, start, wait_parameter, wait_state
+from .conftest import component, deploy, new_user, parameters, start, wait_ready
 
 WAIT = 10.0
 
@@ -65,9 +65,9 @@ def running(sqlite_server, images, docker_client):
     api, uid = new_user(sqlite_server)
     dep_id = deploy(api, component(api, images["app"], ports=[{"target-port": 80}]))
     start(api, dep_id)
-    wait_state(api, dep_id, "STARTED")
-    port = wait_parameter(api, dep_id, "tcp.80")
-    http_get(f"http://127.0.0.1:{port}/")  # httpd answers: its log has a request line already
+    wait_ready(api, dep_id)
+    port = parameters(api, dep_id)["tcp.80"]
+    httpx.get(f"http://127.0.0.1:{port}/", timeout=5)  # httpd answers: its log has a request line already
     yield api, dep_id, port
     if dep_id in {d.id for d in api.search("deployment").resources}:
         api.operation(api.get(dep_id), "force-delete")  # removes the container without stop's wait

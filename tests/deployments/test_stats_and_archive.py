@@ -9,7 +9,7 @@ import httpx
 
 from ..api.helpers import COOKIE, error_of, forbidden
 from ..api.test_event_stream import EventStream
-from .conftest import component, deploy, http_get, new_user, start, wait_parameter, wait_state
+from .conftest import component, deploy, new_user, parameters, start, wait_ready, wait_state
 from .test_log_stream import cookie_of
 
 
@@ -17,13 +17,13 @@ def started(server, images):
     api, _ = new_user(server)
     dep_id = deploy(api, component(api, images["app"], ports=[{"target-port": 80}]))
     start(api, dep_id)
-    wait_state(api, dep_id, "STARTED")
-    return api, dep_id, wait_parameter(api, dep_id, "tcp.80")
+    wait_ready(api, dep_id)
+    return api, dep_id, parameters(api, dep_id)["tcp.80"]
 
 
 def test_a_stop_keeps_the_last_lines_and_the_log_stream_serves_them(sqlite_server, images, docker_client):
     api, dep_id, port = started(sqlite_server, images)
-    http_get(f"http://127.0.0.1:{port}/")
+    httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
     assert not docker_client.api.containers(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"})
