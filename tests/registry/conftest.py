@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 
 import docker
 import pytest
 
-from ..conftest import free_port, start_server, stop_server
+from ..conftest import start_server, stop_server
 from ..deployments.conftest import DEPLOYED, remove_deployed  # noqa: F401
-from ..support.registry import _wait_port
+from ..support.registry import registry_process
 from .token_service import ISSUER, SERVICE, TokenService
 
 
@@ -45,33 +44,7 @@ def token_registry(tmp_path_factory, private_registry):
     with TokenService(private_registry.username, private_registry.password) as tokens:
         bundle = work / "token-ca.pem"
         bundle.write_bytes(tokens.cert_pem())
-        port = free_port()
-        config = work / "config.yml"
-        config.write_text(f"""version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: {private_registry.storage}
-http:
-  addr: 127.0.0.1:{port}
-auth:
-  token:
-    realm: {tokens.realm}
-    service: {SERVICE}
-    issuer: {ISSUER}
-    rootcertbundle: {bundle}
-""")
-        log_path = str(work / "registry.log")
-        with open(log_path, "ab") as log:
-            proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_port(port, proc, log_path)
+        auth = (f"  token:\n    realm: {tokens.realm}\n    service: {SERVICE}\n    issuer: {ISSUER}\n"
+                f"    rootcertbundle: {bundle}\n")
+        with registry_process(work, private_registry.storage, auth) as (port, _, _):
             yield f"http://127.0.0.1:{port}", tokens
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()

@@ -9,12 +9,15 @@ same code, plus a CA file the test would leave in a system directory.)
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
@@ -51,6 +54,39 @@ def _wait_port(port: int, proc: subprocess.Popen, log_path: str, timeout: float 
     raise RuntimeError("docker-registry did not listen within 20 s")
 
 
+@contextlib.contextmanager
+def registry_process(work: Path, storage: str, auth: str) -> Iterator[tuple[int, subprocess.Popen, str]]:
+    """``docker-registry`` on a free loopback port over ``storage``, with ``auth`` (the YAML of its ``auth:``
+    section, indented by four); yields its port, process and log path, and stops it at the end."""
+    port = free_port()
+    config = work / "config.yml"
+    config.write_text(f"""version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: {storage}
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:{port}
+auth:
+{auth}""")
+    log_path = str(work / "registry.log")
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, proc, log_path)
+        yield port, proc, log_path
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(scope="session")
 def private_registry(tmp_path_factory):
     """The registry, with the test app (busybox serving its environment on port 80) pushed to it, and its
@@ -62,28 +98,14 @@ def private_registry(tmp_path_factory):
     # bcrypt (the registry accepts nothing else); the password goes through stdin, not the command line
     subprocess.run(["htpasswd", "-B", "-i", "-c", str(htpasswd), USER], input=password.encode(), check=True,
                    capture_output=True)
-    port = free_port()
-    config = work / "config.yml"
-    config.write_text(f"""version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: {work / 'storage'}
-  delete:
-    enabled: true
-http:
-  addr: 127.0.0.1:{port}
-auth:
-  htpasswd:
-    realm: dockyard-test
-    path: {htpasswd}
-""")
-    log_path = str(work / "registry.log")
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    storage = str(work / "storage")
+    with registry_process(work, storage, f"  htpasswd:\n    realm: dockyard-test\n    path: {htpasswd}\n") as (port, proc, log_path):
+        yield from _pushed(docker_client, port, proc, log_path, password, storage)
+
+
+def _pushed(docker_client, port: int, proc: subprocess.Popen, log_path: str, password: str,
+            storage: str) -> Iterator[Registry]:
     try:
-        _wait_port(port, proc, log_path)
         address = f"127.0.0.1:{port}"
         repository = f"{address}/dockyard-test/private"
         tag = uuid.uuid4().hex[:8]
@@ -95,15 +117,8 @@ auth:
         assert not failures, failures
         image = f"{repository}:{tag}"
         docker_client.images.remove(image)  # only the tag: the first start must pull it
-        yield Registry(f"http://{address}", address, USER, password, image, proc, log_path, str(work / "storage"))
+        yield Registry(f"http://{address}", address, USER, password, image, proc, log_path, storage)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
         remove_deployed(docker_client)  # their containers use the pulled tag
         prefix = f"127.0.0.1:{port}/"
         for found in docker_client.images.list(name=f"{prefix}dockyard-test/private"):
