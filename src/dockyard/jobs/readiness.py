@@ -110,6 +110,8 @@ class Prober:
             found = tx.search(Query("deployment", cimi_filter.parse("state='STARTED' and ready=null"))).docs
         for dep in found:
             self.consider(dep)
+        for dep_id in set(self.probing) - {d["id"] for d in found}:  # stopped or deleted while unheard
+            self._cancel(dep_id)
 
     def _on(self, change: str, data: dict[str, Any]) -> None:
         kind = data.get("resource-type") or data["id"].split("/", 1)[0]
