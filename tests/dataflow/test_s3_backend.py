@@ -12,7 +12,8 @@ import pytest
 from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
-from ..deployments.conftest import component, deploy, http_get, new_user, parameters, start, wait_parameter, wait_state
+from ..deployments.conftest import (component, deploy, http_get, new_user, parameters, start, wait_parameter,
+                                   wait_ready, wait_state)
 from .test_data_api import prefix
 
 
@@ -57,7 +58,7 @@ def test_jupyter_example_on_s3(sqlite_server, moto_endpoint, images):
                           **{"output-parameters": [{"name": "jupyter-token", "description": "the token"}]})
     dep_id = deploy(api, module_id, **{"data-records": {rid: {} for rid in selected}})
     start(api, dep_id)
-    wait_state(api, dep_id, "STARTED")
+    wait_ready(api, dep_id)
     wait_parameter(api, dep_id, "jupyter-token")
     port = parameters(api, dep_id)["tcp.8888"]
     for obj, text in (("a.txt", "alpha on s3"), ("b.txt", "bravo on s3")):

@@ -10,7 +10,7 @@ from nuvla.api import NuvlaError
 from nuvla.api.resources.data import DataObjectS3
 
 from ..deployments.conftest import (component, deploy, deployment_key, http_get, new_user, parameters, start,
-    wait_parameter, wait_state)
+    wait_parameter, wait_ready, wait_state)
 from .test_data_api import LOCAL_CRED, LOCAL_STORAGE, prefix
 
 
@@ -44,7 +44,7 @@ def test_jupyter_example_links_every_selected_object_by_mission(sqlite_server, i
             {"filter": f"data:object='c.txt' and gnss:mission='{m1}'", "data-type": "data-record",
              "time-start": "2026-01-01T00:00:00Z", "time-end": "2027-01-01T00:00:00Z"}]}})
     start(api, dep_id)
-    doc = wait_state(api, dep_id, "STARTED")
+    doc = wait_ready(api, dep_id)
     assert set(doc["data-records"]) == set(selected)
     token = wait_parameter(api, dep_id, "jupyter-token")
     assert len(token) == 24

@@ -116,18 +116,12 @@ def wait_parameter(api: Api, dep_id: str, name: str, timeout: float = 60.0) -> s
     raise AssertionError(f"{name} of {dep_id} never set; parameters: {parameters(api, dep_id)}")
 
 
-def http_get(url: str, timeout: float = 30.0):
-    """GET a URL served by a container that may still be starting its server."""
+def http_get(url: str):
+    """One GET of a URL a deployment serves. Wait for the deployment to be ready (:func:`wait_ready`, or
+    ``dockyard deploy --wait``) first: a ready service answers, so there is nothing to retry."""
     import httpx
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    return httpx.get(url, timeout=5)
 
 
 def deployment_key(server, api: Api, dep_id: str) -> Api:
