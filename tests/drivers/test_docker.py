@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from dockyard.core.time import now_ts
-from dockyard.drivers import TlsMaterial, engines, get_driver
+from dockyard.drivers import TlsMaterial, engine_names, get_driver
 from dockyard.drivers.base import (
     EXITED, LABEL_DEPLOYMENT, LABEL_MANAGED, RUNNING, DriverError, MountSpec, PortSpec,
     RegistryAuth, RestartPolicy, StopSignal, TaskSpec,
@@ -427,7 +427,7 @@ def test_follow_logs_ends_when_the_container_exits(driver, busybox, name, deploy
 # -- the factory ------------------------------------------------------------------------------------------
 
 def test_get_driver_picks_engines_by_name():
-    assert "docker" in engines()
+    assert "docker" in engine_names()
     with get_driver(None) as local:
         assert isinstance(local, DockerDriver) and local.endpoint == "unix:///var/run/docker.sock"
     with pytest.raises(DriverError) as caught:

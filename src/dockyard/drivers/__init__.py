@@ -15,7 +15,7 @@ from typing import Any
 
 from dockyard.drivers.base import Driver, DriverError
 
-__all__ = ["ENTRY_POINT_GROUP", "TlsMaterial", "engines", "get_driver"]
+__all__ = ["ENTRY_POINT_GROUP", "TlsMaterial", "engine_names", "get_driver"]
 
 ENTRY_POINT_GROUP = "dockyard.drivers"
 _BUILTIN = {
@@ -38,7 +38,7 @@ class TlsMaterial:
     verify: bool = True
 
 
-def engines() -> list[str]:
+def engine_names() -> list[str]:
     """The names ``get_driver`` accepts."""
     return sorted(set(_BUILTIN) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)})
 
@@ -48,7 +48,7 @@ def _load(engine: str) -> type[Driver]:
     if target is None:
         found = [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == engine]
         if not found:
-            raise DriverError(f"Unknown container engine '{engine}'; known engines: {', '.join(engines())}.",
+            raise DriverError(f"Unknown container engine '{engine}'; known engines: {', '.join(engine_names())}.",
                               reason="unknown-engine")
         target = found[0]
     module, _, name = target.partition(":")

@@ -29,7 +29,7 @@ from ..store import filter as cimi_filter
 from ..store.db import Tx
 from ..store.query import Query
 from .actions.deployment import task_summary
-from .engines import ENGINE_CREDENTIAL, driver_for
+from ..drivers.engines import ENGINE_CREDENTIAL, driver_for
 
 log = logging.getLogger("dockyard.reconciler")
 WATCHED = frozenset({deployments.STARTED, deployments.ERROR})

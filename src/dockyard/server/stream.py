@@ -232,7 +232,7 @@ class Streams:
 
 def follow(ctx: Ctx, rid: str, tail: int | None) -> tuple[Iterator[str], StopSignal]:
     """Check the caller may read the deployment's log, and open it on its engine (in a worker thread)."""
-    from ..jobs.engines import driver_for
+    from ..drivers.engines import driver_for
 
     rtype = ctx.services.types["deployment"]
     with ctx.store.read() as tx:
@@ -270,7 +270,7 @@ class _Archived:
 
 def open_stats(ctx: Ctx, rid: str) -> tuple[Iterator[TaskStats], StopSignal]:
     """Check the caller may see the deployment's use, and open its engine's stats (in a worker thread)."""
-    from ..jobs.engines import driver_for
+    from ..drivers.engines import driver_for
 
     rtype = ctx.services.types["deployment"]
     with ctx.store.read() as tx:

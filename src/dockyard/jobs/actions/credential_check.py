@@ -12,7 +12,7 @@ from ...drivers.base import DriverError
 from ...resources import crud
 from ...resources import private_registry
 from ...resources.base import Ctx
-from ..engines import driver_for
+from ...drivers.engines import driver_for
 from . import ActionFailed, JobContext, action
 
 

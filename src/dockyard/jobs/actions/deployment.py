@@ -20,7 +20,7 @@ from ...resources.base import Ctx
 from ...resources.deployment_mounts import is_local, volume_name
 from ...resources.deployment_parameter import upsert
 from ...resources.session import end_sessions
-from ..engines import driver_for
+from ...drivers.engines import driver_for
 from . import ActionFailed, JobContext, action, data_mounts
 
 log = logging.getLogger("dockyard.jobs")

@@ -7,7 +7,7 @@ from ...drivers.base import DriverError
 from ...resources import crud
 from ...resources.base import Ctx
 from ...resources.resource_log import DEFAULT_LINES
-from ..engines import driver_for
+from ...drivers.engines import driver_for
 from . import ActionFailed, JobContext, action
 
 

@@ -3,6 +3,10 @@
 A driver is always opened with one named credential: a deployment's own (its ``parent``, as in Nuvla), or
 the credential being checked. An engine may carry several credentials of several users; taking whichever
 comes first would let one user act with another's TLS key.
+
+``services`` is the server's ``resources.base.Services``, used for what it holds (its store to read the
+credential, its keys to decrypt the TLS key, this installation's id): drivers sit below resources, so the
+type is not imported here.
 """
 
 from __future__ import annotations
@@ -11,9 +15,8 @@ import hashlib
 import threading
 from typing import Any
 
-from ..drivers import TlsMaterial, get_driver
-from ..drivers.base import Driver, DriverError
-from ..resources.base import Services
+from . import TlsMaterial, get_driver
+from .base import Driver, DriverError
 
 ENGINE_CREDENTIAL = "infrastructure-service-swarm"
 
@@ -21,7 +24,7 @@ _cache: dict[tuple[str, str], Driver] = {}
 _lock = threading.Lock()
 
 
-def engine_of(services: Services, credential_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def engine_of(services: Any, credential_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The engine credential ``credential_id`` and the infrastructure-service it opens."""
     with services.store.read() as tx:
         cred = tx.get(credential_id) if credential_id else None
@@ -34,7 +37,7 @@ def engine_of(services: Services, credential_id: str) -> tuple[dict[str, Any], d
     return infra, cred
 
 
-def driver_for(services: Services, credential_id: str) -> Driver:
+def driver_for(services: Any, credential_id: str) -> Driver:
     """The driver that speaks to the credential's engine with that credential's TLS material."""
     infra, cred = engine_of(services, credential_id)
     tls = None
