@@ -112,11 +112,13 @@ def test_update_replaces_the_container(sqlite_server, images, docker_client):
     api, uid = new_user(sqlite_server)
     dep_id = deploy(api, serve_env(images, api))
     start(api, dep_id)
-    wait_state(api, dep_id, "STARTED")
+    assert wait_state(api, dep_id, "STARTED")["status-message"].startswith("started ")
     before = {c.id for c in docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})}
     api.operation(api.get(dep_id), "update")
-    wait_state(api, dep_id, "STARTED", timeout=30)
+    updated = wait_state(api, dep_id, "STARTED", timeout=30)
     after = {c.id for c in docker_client.containers.list(filters={"label": f"dockyard.deployment-id={dep_id}"})}
     assert len(after) == 1 and after != before
+    # the message says what was done, in English ("updateed" once)
+    assert updated["status-message"].startswith("updated "), updated["status-message"]
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")

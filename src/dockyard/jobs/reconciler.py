@@ -28,7 +28,7 @@ from ..resources.deployment_parameter import upsert
 from ..store import filter as cimi_filter
 from ..store.db import Tx
 from ..store.query import Query
-from .actions.deployment import task_summary
+from ..deploy.observe import task_summary
 from ..drivers.engines import ENGINE_CREDENTIAL, driver_for
 
 log = logging.getLogger("dockyard.reconciler")

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from ...core.time import now_ts
+from ...deploy import Failed
 from ...resources import job as jobs
 from ...resources.base import Services
 
 
-class ActionFailed(Exception):
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+# an expected failure: the deployment path's own (it keeps a driver error's reason and retryability)
+ActionFailed = Failed
 
 
 class JobContext:

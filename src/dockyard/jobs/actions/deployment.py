@@ -3,25 +3,22 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
-from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlparse
 
 from ...core.authn import INTERNAL
 from ...core.time import now_ts
-from ...drivers.base import (DriverError, MountSpec, PortSpec, RegistryAuth, RestartPolicy, StartResult,
-                             TaskSpec, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB)
-from ...resources import deployment as deployments
-from ...resources import deployment_data, private_registry, resource_log
-from ...resources.private_registry import image_ref
-from ...resources.base import Ctx
-from ...resources.deployment_mounts import is_local, volume_name
-from ...resources.deployment_parameter import upsert
-from ...resources.session import end_sessions
+from ...deploy import contract
+from ...deploy import data as data_mounts
+from ...deploy.observe import task_summary
+from ...deploy.plan import plan
+from ...drivers.base import DriverError
 from ...drivers.engines import driver_for
-from . import ActionFailed, JobContext, action, data_mounts
+from ...resources import deployment as deployments
+from ...resources import deployment_data, resource_log
+from ...resources.base import Ctx
+from ...resources.session import end_sessions
+from . import ActionFailed, JobContext, action
 
 log = logging.getLogger("dockyard.jobs")
 
@@ -34,113 +31,7 @@ def _load(ctx: JobContext) -> dict[str, Any]:
     return dep
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:30] or "app"
-
-
-def container_name(dep: dict[str, Any]) -> str:
-    """DNS-safe and unique: the app's name, then the deployment's uuid."""
-    return f"{_slug(dep['module'].get('path', 'app').rsplit('/', 1)[-1])}-{dep['id'].split('/', 1)[1]}"
-
-
-def environment(ctx: JobContext, dep: dict[str, Any]) -> tuple[tuple[str, str], ...]:
-    """The container contract: Nuvla's variables first, then the app's own (empty values skipped)."""
-    creds = dep.get("api-credentials") or {}
-    now = datetime.now(timezone.utc)
-    env = {
-        "NUVLA_ENDPOINT": dep["api-endpoint"],
-        "NUVLA_DEPLOYMENT_ID": dep["id"],
-        "NUVLA_DEPLOYMENT_UUID": dep["id"].split("/", 1)[1],
-        "NUVLA_API_KEY": creds.get("api-key", ""),
-        "NUVLA_API_SECRET": ctx.services.keys.cipher.decrypt(creds.get("api-secret", "")),
-        "DATE_TIME": now.strftime("%y%m%d%H%M%S"),
-        "TIMESTAMP": str(int(now.timestamp())),
-    }
-    for var in dep["module"]["content"].get("environmental-variables", []):
-        if var.get("value"):
-            env[var["name"]] = var["value"]
-    return tuple(env.items())
-
-
-def hostname(ctx: JobContext, infra_endpoint: str) -> str:
-    configured = ctx.services.settings["public-hostname"]
-    if configured:
-        return configured
-    if infra_endpoint.startswith("unix://"):
-        return "localhost"
-    return urlparse(infra_endpoint).hostname or "localhost"
-
-
-def task_spec(ctx: JobContext, dep: dict[str, Any]) -> TaskSpec:
-    content = dep["module"]["content"]
-    ports = tuple(PortSpec(p["target-port"], p.get("protocol", "tcp"), p.get("published-port"))
-                  for p in content.get("ports", []))
-    shared = is_local(_endpoint(ctx, dep))
-    mounts = tuple(MountSpec(m["mount-type"], m["target"], _source(dep, m, shared), bool(m.get("read-only")),
-                             tuple(sorted((m.get("volume-options") or {}).items())))
-                   for m in content.get("mounts", [])) + data_mounts.mounts_for(ctx.services, dep)
-    policy = content.get("restart-policy") or {}
-    restart = RestartPolicy(policy.get("condition", "none"), policy.get("max-attempts"))
-    component = dep["module"].get("path", "app").rsplit("/", 1)[-1]
-    return TaskSpec(
-        deployment_id=dep["id"], name=container_name(dep), image=image_ref(content["image"]),
-        env=environment(ctx, dep), ports=ports, mounts=mounts, cpus=content.get("cpus"),
-        memory_mib=content.get("memory"), restart=restart,
-        labels=((LABEL_JOB, ctx.job["id"]), (LABEL_COMPONENT, component),
-                (LABEL_INSTANCE, ctx.services.extras.get("instance-id", ""))),
-        registry_auth=_registry_auth(ctx, dep), publish_ip=ctx.services.settings["publish-ip"],
-    )
-
-
-def _source(dep: dict[str, Any], mount: dict[str, Any], shared: bool) -> str | None:
-    """A named volume on a shared engine is its owner's own (see ``resources.deployment_mounts``)."""
-    source = mount.get("source")
-    if shared and mount["mount-type"] == "volume" and source:
-        return volume_name(dep.get("owner") or dep["id"], source)
-    return source
-
-
-def _registry_auth(ctx: JobContext, dep: dict[str, Any]) -> RegistryAuth | None:
-    """The credential to pull with, checked with the registry at every start (a private image already on the
-    engine runs only for a deployment whose credential opens it); None for an image of no private registry."""
-    return private_registry.worker_auth(ctx.services, dep)
-
-
-def create_parameters(ctx: JobContext, dep: dict[str, Any], host: str) -> None:
-    """Before the container starts, so that it can set its outputs with one PUT of a computed id."""
-    content = dep["module"]["content"]
-    node = dep["id"].split("/", 1)[1]
-    ictx = Ctx(ctx.services, INTERNAL)
-    with ctx.services.store.write() as tx:
-        upsert(ictx, tx, dep, "hostname", host, description="the host where the ports are published")
-        for out in content.get("output-parameters", []):
-            upsert(ictx, tx, dep, out["name"], node_id=node, description=out.get("description"),
-                   keep_value=True)
-        for port in content.get("ports", []):
-            proto = port.get("protocol", "tcp")
-            upsert(ictx, tx, dep, f"{proto}.{port['target-port']}", node_id=node, keep_value=True,
-                   description=f"mapping for {proto} port {port['target-port']}")
-
-
-def publish(ctx: JobContext, dep: dict[str, Any], result: StartResult) -> None:
-    node = dep["id"].split("/", 1)[1]
-    ictx = Ctx(ctx.services, INTERNAL)
-    with ctx.services.store.write() as tx:
-        for port in result.status.ports:
-            upsert(ictx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
-                   description=f"mapping for {port.protocol} port {port.target}")
-
-
-def task_summary(status: Any) -> dict[str, Any]:
-    out = {"state": status.state, "restarts": status.restart_count, "id": status.task_id[:12],
-           "name": status.name, "checked": now_ts()}
-    if status.exit_code is not None:
-        out["exit-code"] = status.exit_code
-    if status.error:
-        out["error"] = status.error
-    if status.started_at:
-        out["started"] = status.started_at
-    return out
+DONE = {"start": "started", "update": "updated"}  # what a job's message says it did
 
 
 def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
@@ -156,7 +47,7 @@ def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
         if verb == "start":
             _undo_start(ctx, dep)
         if isinstance(exc, DriverError):
-            raise ActionFailed(exc.message) from exc
+            raise ActionFailed.of(exc) from exc
         raise
 
 
@@ -174,19 +65,21 @@ def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
 
 def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozenset[str]) -> str:
     driver = driver_for(ctx.services, dep["parent"])
-    create_parameters(ctx, dep, hostname(ctx, _endpoint(ctx, dep)))
+    endpoint = _endpoint(ctx, dep)
+    contract.create_parameters(ctx.services, dep, contract.hostname(ctx.services, endpoint))
     ctx.progress(10)
     t0 = time.monotonic()
-    result = driver.start(task_spec(ctx, dep))
+    (spec,) = plan(ctx.services, dep, ctx.job["id"], endpoint)  # one component, one task
+    result = driver.start(spec)
     if ctx.lost.is_set():
         return "lease lost"
-    publish(ctx, dep, result)
+    contract.publish(ctx.services, dep, result)
     phases = dict(result.phases)
     ctx.phases(**phases)
     if "claimed" in ctx.job.get("phases", {}):
         phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
     ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
-    message = f"{verb.rstrip('e')}ed {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
+    message = f"{DONE[verb]} {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
     stored = deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.STARTED,
                                     status_message=message, phases=phases, task=task_summary(result.status))
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
@@ -225,7 +118,7 @@ def stop_deployment(ctx: JobContext) -> str:
         _archive_log(ctx, driver, dep)
         driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
     except DriverError as exc:  # the job fails, and so the deployment is in ERROR (deployments.job_ended)
-        raise ActionFailed(exc.message) from exc
+        raise ActionFailed.of(exc) from exc
     with ctx.services.store.write() as tx:
         for cred in tx.find_all("credential", "parent", dep["id"]):
             end_sessions(tx, "credential", cred["id"])
@@ -261,5 +154,5 @@ def destroy_deployment(ctx: JobContext) -> str:
     try:
         driver_for(ctx.services, credential).destroy(ctx.target)
     except DriverError as exc:
-        raise ActionFailed(exc.message) from None
+        raise ActionFailed.of(exc) from exc
     return f"removed what {ctx.target} had on its engine"

@@ -1,4 +1,7 @@
-"""The buckets of a deployment's data records and objects, mounted read-only into its container.
+"""What a deployment reads: the buckets of its data records and objects, mounted read-only into its container.
+
+(Which records and objects it may read, and the rights that grant it, are still
+``resources.deployment_data``: the deployment's ``start`` resolves them in its own transaction.)
 
 Each distinct bucket of the selected records and objects appears at ``/mnt/<bucket>`` (or where a record's
 ``mount`` says: its ``target``), as the deployment's start planned it in ``data-mounts``. The embedded
@@ -17,13 +20,13 @@ import shutil
 import tempfile
 from typing import Any
 
-from ...data import embedded_store
-from ...data.base import StorageError
-from ...drivers.base import MountSpec
-from ...resources import deployment as deployments
-from ...resources.base import Services
-from ...resources.data_object import LOCAL_STORAGE, public_base_of, store_of
-from . import ActionFailed
+from ..data import embedded_store
+from ..data.base import StorageError
+from ..drivers.base import MountSpec
+from ..resources import deployment as deployments
+from ..resources.base import Services
+from ..resources.data_object import LOCAL_STORAGE, public_base_of, store_of
+from . import Failed
 
 
 IDLE = frozenset({deployments.CREATED, deployments.STOPPING, deployments.STOPPED})
@@ -49,7 +52,7 @@ def _mount(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> Mou
         else:
             path = _stage(services, dep, plan)
     except StorageError as exc:
-        raise ActionFailed(f"cannot mount bucket '{bucket}': {exc.message}") from None
+        raise Failed.of(exc, f"cannot mount bucket '{bucket}': ") from exc
     return MountSpec("bind", plan["target"], path, read_only=True)
 
 
@@ -59,14 +62,14 @@ def _stage(services: Services, dep: dict[str, Any], plan: dict[str, Any]) -> str
         infra = tx.get(infra_id)
         cred = tx.get(plan["credential"])
     if infra is None or cred is None or cred.get("parent") != infra_id:
-        raise ActionFailed(f"cannot mount bucket '{bucket}': the credential for {infra_id} is gone")
+        raise Failed(f"cannot mount bucket '{bucket}': the credential for {infra_id} is gone")
     store = store_of(services, infra, cred, public_base_of(services))
     root = os.path.join(_staging(services, dep), bucket)
     incoming = os.path.join(_staging(services, dep), INCOMING)
     for key in plan.get("objects") or []:
         path = os.path.normpath(os.path.join(root, key))
         if not path.startswith(root + os.sep):
-            raise ActionFailed(f"object key '{key}' leaves its bucket")
+            raise Failed(f"object key '{key}' leaves its bucket")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         os.replace(_download(store, bucket, key, incoming), path)
     os.makedirs(root, exist_ok=True)
