@@ -1,10 +1,26 @@
-"""How the engine's view of a deployment's task becomes the deployment's state and parameters."""
+"""How the engine's view of a deployment's task becomes the deployment's state and parameters.
+
+The rules, whoever applies them (the reconciler from an event or its sweep): a STARTED deployment whose
+container is gone or exited is in ERROR, with the reason; one in ERROR whose container runs again is
+STARTED; an engine that does not answer puts its STARTED deployments in ERROR with the task state
+``unreachable``, and when it answers again what it says of each replaces that. The ``task`` summary and the
+parameters ``current.state``, ``restart.number`` and ``restart.exit.code`` follow the engine.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from ..core.time import now_ts
+from ..drivers.base import EXITED, MISSING, RESTARTING, RUNNING, TaskStatus
+from ..resources import deployment as deployments
+from ..resources.base import Ctx
+from ..resources.deployment_parameter import upsert
+from ..store.db import Tx
+from .contract import node_id
+
+WATCHED = frozenset({deployments.STARTED, deployments.ERROR})  # the states the engine's view may change
+UNREACHABLE = "unreachable"  # the task state of a deployment whose engine does not answer
 
 
 def task_summary(status: Any) -> dict[str, Any]:
@@ -18,3 +34,53 @@ def task_summary(status: Any) -> dict[str, Any]:
     if status.started_at:
         out["started"] = status.started_at
     return out
+
+
+def observed(dep: dict[str, Any], tasks: list[TaskStatus]) -> dict[str, Any] | None:
+    """What the engine's ``tasks`` of ``dep`` change in it (fields for ``deployment.set_fields``), or None."""
+    status = tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
+    fields: dict[str, Any] = {"task": task_summary(status)}
+    before = dep.get("task", {}).get("state")
+    if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
+        fields["state"] = deployments.ERROR
+        fields["status_message"] = why(status)
+    elif dep["state"] == deployments.ERROR and status.state in (RUNNING, RESTARTING) \
+            and before in (EXITED, MISSING, RESTARTING, UNREACHABLE):
+        fields["state"] = deployments.STARTED
+        fields["status_message"] = "the container runs again"
+    elif dep["state"] == deployments.ERROR and status.state in (EXITED, MISSING) and before == UNREACHABLE:
+        fields["status_message"] = why(status)  # the engine is back, and says what became of it
+    elif dep["state"] == deployments.ERROR and status.state == MISSING and before not in (None, MISSING):
+        # `docker rm -f` is seen as die then destroy: the last word is that the container is gone
+        fields["status_message"] = why(status)
+    if not _changed(dep.get("task", {}), fields["task"]) and "state" not in fields:
+        return None
+    return fields
+
+
+def unreachable(message: str) -> dict[str, Any]:
+    """What a STARTED deployment becomes when its engine does not answer (``message`` says why)."""
+    return {"state": deployments.ERROR, "status_message": message,
+            "task": {"state": UNREACHABLE, "checked": now_ts()}}
+
+
+def parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: list[TaskStatus]) -> None:
+    """The engine's view as parameters, written with the deployment's own change."""
+    status = tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
+    node = node_id(dep)
+    upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
+    upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
+    if status.exit_code is not None and status.state != RUNNING:
+        upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
+
+
+def why(status: TaskStatus) -> str:
+    if status.state == MISSING:
+        return "the container is gone (removed outside Dockyard)"
+    detail = f": {status.error}" if status.error else ""
+    return f"the container exited with code {status.exit_code}{detail}"
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    keys = ("state", "restarts", "exit-code", "id", "error")
+    return any(old.get(k) != new.get(k) for k in keys)

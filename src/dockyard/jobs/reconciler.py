@@ -1,5 +1,8 @@
 """Keeping deployments true to their engines: live from the engine's event stream, plus a slow sweep.
 
+The threads are here; the rules that turn what an engine says into a deployment's state are
+``deploy.observe``.
+
 An event of a managed container (it died, restarted, came back) updates its deployment within moments:
 the ``task`` summary, the parameters ``current.state``, ``restart.number`` and ``restart.exit.code``,
 and the state (a STARTED deployment whose container is gone or exited is in ERROR, with the reason; one
@@ -20,20 +23,16 @@ import logging
 import threading
 from typing import Any
 
-from ..core.time import now_ts
-from ..drivers.base import EXITED, MISSING, RESTARTING, RUNNING, DriverError, StopSignal, TaskStatus
-from ..resources import deployment as deployments
-from ..resources.base import Ctx, Services
-from ..resources.deployment_parameter import upsert
-from ..store import filter as cimi_filter
-from ..store.db import Tx
-from ..store.query import Query
-from ..deploy.observe import task_summary
+from ..deploy import observe
+from ..deploy.observe import WATCHED
+from ..drivers.base import DriverError, StopSignal
 from ..drivers.engines import ENGINE_CREDENTIAL, driver_for
+from ..resources import deployment as deployments
+from ..resources.base import Services
+from ..store import filter as cimi_filter
+from ..store.query import Query
 
 log = logging.getLogger("dockyard.reconciler")
-WATCHED = frozenset({deployments.STARTED, deployments.ERROR})
-UNREACHABLE = "unreachable"  # the task state of a deployment whose engine does not answer
 
 
 class Reconciler:
@@ -151,8 +150,7 @@ class Reconciler:
         """The engine behind ``cred_id`` does not answer: its running deployments may or may not run."""
         for dep_id in self._deployments_of(cred_id, deployments.STARTED):
             deployments.set_fields(self.services, dep_id, only_in=frozenset({deployments.STARTED}),
-                                   state=deployments.ERROR, status_message=exc.message,
-                                   task={"state": UNREACHABLE, "checked": now_ts()})
+                                   **observe.unreachable(exc.message))
 
     # -- one deployment ----------------------------------------------------------------------------
 
@@ -166,43 +164,7 @@ class Reconciler:
         except DriverError as exc:
             log.info("cannot inspect %s: %s", deployment_id, exc.message)
             return
-        status = tasks[0] if tasks else TaskStatus(deployment_id, "", "", MISSING)
-        fields: dict[str, Any] = {"task": task_summary(status)}
-        before = dep.get("task", {}).get("state")
-        if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
-            fields["state"] = deployments.ERROR
-            fields["status-message"] = _why(status)
-        elif dep["state"] == deployments.ERROR and status.state in (RUNNING, RESTARTING) \
-                and before in (EXITED, MISSING, RESTARTING, UNREACHABLE):
-            fields["state"] = deployments.STARTED
-            fields["status-message"] = "the container runs again"
-        elif dep["state"] == deployments.ERROR and status.state in (EXITED, MISSING) and before == UNREACHABLE:
-            fields["status-message"] = _why(status)  # the engine is back, and says what became of it
-        elif dep["state"] == deployments.ERROR and status.state == MISSING and before not in (None, MISSING):
-            # `docker rm -f` is seen as die then destroy: the last word is that the container is gone
-            fields["status-message"] = _why(status)
-        if _changed(dep.get("task", {}), fields["task"]) or "state" in fields:
-            fields = {k.replace("-", "_"): v for k, v in fields.items()}
+        fields = observe.observed(dep, tasks)
+        if fields is not None:
             deployments.set_fields(self.services, deployment_id, only_in=WATCHED,
-                                   also=lambda ctx, tx, dep: _parameters(ctx, tx, dep, status), **fields)
-
-
-def _parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], status: TaskStatus) -> None:
-    """The engine's view as parameters, written with the deployment's own change."""
-    node = dep["id"].split("/", 1)[1]
-    upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
-    upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
-    if status.exit_code is not None and status.state != RUNNING:
-        upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
-
-
-def _why(status: TaskStatus) -> str:
-    if status.state == MISSING:
-        return "the container is gone (removed outside Dockyard)"
-    detail = f": {status.error}" if status.error else ""
-    return f"the container exited with code {status.exit_code}{detail}"
-
-
-def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    keys = ("state", "restarts", "exit-code", "id", "error")
-    return any(old.get(k) != new.get(k) for k in keys)
+                                   also=lambda ctx, tx, dep: observe.parameters(ctx, tx, dep, tasks), **fields)
