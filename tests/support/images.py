@@ -5,6 +5,9 @@
 * :func:`python_image` — a Debian bookworm root (debootstrap minbase + python3 + ca-certificates) imported as
   an image, with ``nuvla-api`` installed on top, as the seed script's apps use it. Builds once in a few
   minutes; later runs find the tag and return at once.
+* :func:`dind_image` — a Debian bookworm root (debootstrap minbase + docker.io, iptables, ca-certificates)
+  imported as an image: a Docker-in-Docker node of the test swarm (``tests/support/swarm.py``). Same recipe,
+  other packages; built once in a few minutes.
 
 Bump an image's tag when its recipe changes, so that machines holding the old one rebuild it.
 """
@@ -27,6 +30,8 @@ import docker
 
 BUSYBOX_TAG = "dockyard-test/busybox:1"
 DEBIAN_TAG = "dockyard-test/debian-python:bookworm-1"
+DIND_TAG = "dockyard-test/dind:bookworm-1"
+DIND_PACKAGES = ("docker.io", "iptables", "ca-certificates")
 PYTHON_TAG = "dockyard-test/python-nuvla:1"
 NUVLA_API = "nuvla-api==4.2.3"
 SUITE = "bookworm"
@@ -136,14 +141,15 @@ def _remove_tree(path: str) -> None:
     subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
 
 
-def _debootstrap(target: str, progress: Progress) -> None:
+def _debootstrap(target: str, progress: Progress, packages: tuple[str, ...] = ("python3", "ca-certificates"),
+                 ) -> None:
     _apt_install("debootstrap", "debootstrap", progress)
     mirror = debian_mirror()
-    progress(f"debootstrap {SUITE} (minbase + python3) from {mirror}; this takes a few minutes")
+    progress(f"debootstrap {SUITE} (minbase + {', '.join(packages)}) from {mirror}; this takes a few minutes")
     log_path = target + ".log"
     with open(log_path, "wb") as log:
         result = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=python3,ca-certificates", SUITE, target, mirror],
+            ["debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, target, mirror],
             stdout=log, stderr=subprocess.STDOUT)
     if result.returncode != 0:
         with open(log_path, encoding="utf-8", errors="replace") as log:
@@ -154,14 +160,15 @@ def _debootstrap(target: str, progress: Progress) -> None:
         subprocess.run(["sh", "-c", f"rm -rf {target}/{junk}/*"], check=False)
 
 
-def _import_root(client: docker.DockerClient, target: str, tag: str, progress: Progress) -> None:
+def _import_root(client: docker.DockerClient, target: str, tag: str, progress: Progress,
+                 cmd: str = '["python3"]') -> None:
     progress(f"importing the root file system as {tag}")
     repository, _, version = tag.rpartition(":")
     tar = subprocess.Popen(["tar", "-C", target, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
     try:
         client.api.import_image(src=tar.stdout, repository=repository, tag=version, stream_src=True,
                                 changes=["ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-                                         "ENV LANG=C.UTF-8", 'CMD ["python3"]'])
+                                         "ENV LANG=C.UTF-8", f"CMD {cmd}"])
     finally:
         tar.stdout.close()
         tar.wait()
@@ -169,17 +176,33 @@ def _import_root(client: docker.DockerClient, target: str, tag: str, progress: P
         raise RuntimeError(f"tar of {target} failed ({tar.returncode})")
 
 
-def _debian_python_image(client: docker.DockerClient, progress: Progress) -> str:
-    if _has_image(client, DEBIAN_TAG):
-        return DEBIAN_TAG
+def _debian_image(client: docker.DockerClient, tag: str, packages: tuple[str, ...], progress: Progress,
+                  cmd: str) -> str:
+    """A Debian root with ``packages`` imported as ``tag``, unless the engine has it already."""
+    if _has_image(client, tag):
+        return tag
     os.makedirs(CACHE_DIR, exist_ok=True)
     target = tempfile.mkdtemp(prefix="rootfs-", dir=CACHE_DIR)
     try:
-        _debootstrap(target, progress)
-        _import_root(client, target, DEBIAN_TAG, progress)
+        _debootstrap(target, progress, packages)
+        _import_root(client, target, tag, progress, cmd)
     finally:
         _remove_tree(target)
-    return DEBIAN_TAG
+    return tag
+
+
+def _debian_python_image(client: docker.DockerClient, progress: Progress) -> str:
+    return _debian_image(client, DEBIAN_TAG, ("python3", "ca-certificates"), progress, '["python3"]')
+
+
+def dind_image(client: docker.DockerClient, progress: Progress = _say) -> str:
+    """The tag of a Debian bookworm image with Debian's ``docker.io`` (dockerd, containerd, runc, the CLI) and
+    ``iptables``: a node of the test swarm. Built when missing; its command is set when a node starts."""
+    started = time.monotonic()
+    if not _has_image(client, DIND_TAG):
+        _debian_image(client, DIND_TAG, DIND_PACKAGES, progress, '["dockerd"]')
+        progress(f"{DIND_TAG} built in {time.monotonic() - started:.0f} s")
+    return DIND_TAG
 
 
 NUVLA_DOCKERFILE = f"""FROM {DEBIAN_TAG}
