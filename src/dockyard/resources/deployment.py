@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..core import acl as acls
@@ -37,11 +38,33 @@ PAUSING, PAUSED, SUSPENDING, SUSPENDED = "PAUSING", "PAUSED", "SUSPENDING", "SUS
 UPDATING, UPDATED, PENDING, ERROR = "UPDATING", "UPDATED", "PENDING", "ERROR"
 STATES = (CREATED, STARTING, STARTED, STOPPING, STOPPED, PAUSING, PAUSED, SUSPENDING, SUSPENDED, UPDATING,
           UPDATED, PENDING, ERROR)
-STARTABLE = frozenset({CREATED, STOPPED})
-STOPPABLE = frozenset({PENDING, STARTING, UPDATING, STARTED, ERROR})
-UPDATABLE = frozenset({STARTED, ERROR})
-DELETABLE = frozenset({CREATED, STOPPED})
-LOGGABLE = frozenset({STARTED, UPDATING, ERROR})
+
+
+@dataclass(frozen=True)
+class Move:
+    """One step of the lifecycle: the states an action is allowed in, the state it moves the deployment to
+    at once, and the job that finishes the move (which, failing, leaves the deployment in ERROR)."""
+
+    allowed: frozenset[str]
+    next: str | None = None
+    job: str | None = None
+
+
+# the state machine, in one place: action → allowed states → next state → job action
+LIFECYCLE = {
+    "start": Move(frozenset({CREATED, STOPPED}), STARTING, "start_deployment"),
+    "stop": Move(frozenset({PENDING, STARTING, UPDATING, STARTED, ERROR}), STOPPING, "stop_deployment"),
+    "update": Move(frozenset({STARTED, ERROR}), UPDATING, "update_deployment"),
+    "create-log": Move(frozenset({STARTED, UPDATING, ERROR})),
+    "delete": Move(frozenset({CREATED, STOPPED})),
+}
+STARTABLE = LIFECYCLE["start"].allowed
+STOPPABLE = LIFECYCLE["stop"].allowed
+UPDATABLE = LIFECYCLE["update"].allowed
+DELETABLE = LIFECYCLE["delete"].allowed
+LOGGABLE = LIFECYCLE["create-log"].allowed
+# the state each job action puts its deployment in until the job is over
+TRANSITIONS = {move.job: move.next for move in LIFECYCLE.values() if move.job}
 # state → (label, colour) for the UI and the CLI
 BADGES = {CREATED: ("created", "grey"), STARTING: ("starting", "blue"), STARTED: ("started", "green"),
           STOPPING: ("stopping", "blue"), STOPPED: ("stopped", "grey"), UPDATING: ("updating", "blue"),
@@ -88,6 +111,11 @@ SCHEMA = COMMON.extend(
 )
 
 
+def _allowed_in(action: str) -> Callable[[dict[str, Any]], bool]:
+    allowed = LIFECYCLE[action].allowed
+    return lambda doc: doc["state"] in allowed
+
+
 def _refusal(action: str) -> Any:
     """Nuvla's answer to a state action in the wrong state (``throw-cannot-do-action-invalid-state``)."""
     return lambda doc: f"Action {action} cannot be called on {doc['id']} in state {doc['state']}!"
@@ -101,11 +129,8 @@ class Deployment(ResourceType):
 
     def __init__(self) -> None:
         self.actions = (
-            Action("start", start, available=lambda d: d["state"] in STARTABLE, refusal=_refusal("start")),
-            Action("stop", stop, available=lambda d: d["state"] in STOPPABLE, refusal=_refusal("stop")),
-            Action("update", update, available=lambda d: d["state"] in UPDATABLE, refusal=_refusal("update")),
-            Action("create-log", create_log, available=lambda d: d["state"] in LOGGABLE,
-                   refusal=_refusal("create-log")),
+            *(Action(name, fn, available=_allowed_in(name), refusal=_refusal(name))
+              for name, fn in (("start", start), ("stop", stop), ("update", update), ("create-log", create_log))),
             Action("clone", clone, available=lambda d: True),
             Action("fetch-module", fetch_module, available=lambda d: True),
             Action("force-delete", force_delete, right="delete"),
@@ -256,22 +281,37 @@ def resolve_infrastructure(ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
 
 def delete_children(tx: Tx, deployment_id: str) -> None:
     deployment_data.revoke(tx, deployment_id)
-    for child_type in ("credential", "deployment-parameter", "resource-log"):
+    revoke_keys(tx, deployment_id)
+    for child_type in ("deployment-parameter", "resource-log"):
         for child in tx.find_all(child_type, "parent", deployment_id):
-            if child_type == "credential":
-                end_sessions(tx, "credential", child["id"])
             tx.delete(child["id"])
+
+
+def revoke_keys(tx: Tx, deployment_id: str) -> None:
+    """The deployment's API keys are deleted and every session opened with one ends, in ``tx``: a container
+    holding the key can do nothing more once the transaction commits."""
+    for key in tx.find_all("credential", "parent", deployment_id):
+        end_sessions(tx, "credential", key["id"])
+        tx.delete(key["id"])
 
 
 # -- actions ---------------------------------------------------------------------------------------
 
-def _locked(ctx: Ctx, tx: Tx, doc: dict[str, Any], allowed: frozenset[str], action: str) -> dict[str, Any]:
+def _locked(tx: Tx, doc: dict[str, Any], action: str | None = None) -> dict[str, Any]:
+    """The deployment as stored now, locked for this transaction: a 404 when it is gone, and a 409 (Nuvla's
+    words) when ``action`` is not allowed in its state — the state a concurrent request may just have changed."""
     current = tx.get(doc["id"], for_update=True)
     if current is None:
         raise NotFound.for_resource(doc["id"])
-    if current["state"] not in allowed:
+    if action is not None and current["state"] not in LIFECYCLE[action].allowed:
         raise Conflict(f"Action {action} cannot be called on {doc['id']} in state {current['state']}!", doc["id"])
     return current
+
+
+def _queue(ctx: Ctx, tx: Tx, current: dict[str, Any], action: str, **job: Any) -> dict[str, Any]:
+    """The job that finishes ``action`` (the lifecycle's), for the caller to follow."""
+    return jobs.create(ctx, tx, LIFECYCLE[action].job, current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
+                       priority=JOB_PRIORITY, **job)
 
 
 def _set(ctx: Ctx, tx: Tx, current: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -324,19 +364,16 @@ def new_api_key(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> dict[str, str]:
 def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     private_registry.preflight(ctx, doc)  # asks the registry: before the write, which must stay short
     with ctx.write() as tx:
-        current = _locked(ctx, tx, doc, STARTABLE, "start")
+        current = _locked(tx, doc, "start")
         if current["state"] == STOPPED:
             for param in of_deployment(tx, current["id"]):
                 tx.delete(param["id"])
-        for old_key in tx.find_all("credential", "parent", current["id"]):
-            end_sessions(tx, "credential", old_key["id"])
-            tx.delete(old_key["id"])
+        revoke_keys(tx, current["id"])
         check_mounts(ctx, tx, current)
         selection = deployment_data.resolve(ctx, tx, current)
         deployment_data.grant(tx, current["id"], selection)
         creds = new_api_key(ctx, tx, current)
-        job = jobs.create(ctx, tx, "start_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
-                          priority=JOB_PRIORITY)
+        job = _queue(ctx, tx, current, "start")
         fields: dict[str, Any] = {}
         if selection.records or "data-records" in current:
             chosen = current.get("data-records") or {}
@@ -344,7 +381,7 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
         if selection.objects or current.get("data-objects"):
             fields["data_objects"] = [o["id"] for o in selection.objects]
         fields["data_mounts"] = selection.mounts
-        _set(ctx, tx, current, state=STARTING, api_credentials=creds, status_message="",
+        _set(ctx, tx, current, state=LIFECYCLE["start"].next, api_credentials=creds, status_message="",
              phases={"queued": job["phases"]["queued"]}, task={}, **fields)
     return _accepted("starting", doc["id"], job)
 
@@ -354,29 +391,25 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
     if payload.get("delete") and not acls.has(doc["acl"], ctx.authn, "delete"):
         raise Forbidden.for_resource(doc["id"])  # as Nuvla: deleting after the stop needs the delete right
     with ctx.write() as tx:
-        current = _locked(ctx, tx, doc, STOPPABLE, "stop")
-        job = jobs.create(ctx, tx, "stop_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
-                          payload=payload, priority=JOB_PRIORITY)
-        _set(ctx, tx, current, state=STOPPING, phases={**current.get("phases", {}), "stop-queued": now_ts()})
+        current = _locked(tx, doc, "stop")
+        job = _queue(ctx, tx, current, "stop", payload=payload)
+        _set(ctx, tx, current, state=LIFECYCLE["stop"].next, phases={**current.get("phases", {}), "stop-queued": now_ts()})
     return _accepted("stopping", doc["id"], job)
 
 
 def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     with ctx.write() as tx:
-        current = _locked(ctx, tx, doc, UPDATABLE, "update")
+        current = _locked(tx, doc, "update")
         check_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts
-        job = jobs.create(ctx, tx, "update_deployment", current["id"], acl=jobs.job_acl(ctx.authn.active_claim),
-                          priority=JOB_PRIORITY)
-        _set(ctx, tx, current, state=UPDATING)
+        job = _queue(ctx, tx, current, "update")
+        _set(ctx, tx, current, state=LIFECYCLE["update"].next)
     return _accepted("updating", doc["id"], job)
 
 
 def force_delete(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
     """Deletes in any state. The engine's containers go too, through a job, so nothing is leaked."""
     with ctx.write() as tx:
-        current = tx.get(doc["id"], for_update=True)
-        if current is None:
-            raise NotFound.for_resource(doc["id"])
+        current = _locked(tx, doc)
         if current["state"] not in DELETABLE:
             jobs.create(ctx, tx, "destroy_deployment", current["id"], acl=jobs.job_acl(ADMIN),
                         payload={"infrastructure-service": current.get("infrastructure-service"),
@@ -414,17 +447,13 @@ def fetch_module(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[
     if not isinstance(href_, str) or split_version(href_)[0] != base or split_version(href_)[1] is None:
         raise BadRequest("invalid module-href")
     with ctx.write() as tx:
-        current = tx.get(doc["id"], for_update=True)
+        current = _locked(tx, doc)
         module = resolve_module(ctx, tx, href_)
         new = _set(ctx, tx, current, module=module)
     return Reply(200, crud.present(ctx, rtype, new, acls.rights_of(new["acl"], ctx.authn)))
 
 
 # -- what job outcomes mean for the deployment -----------------------------------------------------
-
-# the state each job action puts its deployment in until the job is over
-TRANSITIONS = {"start_deployment": STARTING, "update_deployment": UPDATING, "stop_deployment": STOPPING}
-
 
 def job_ended(ctx: Ctx, tx: Tx, job: dict[str, Any]) -> None:
     """As Nuvla's job engine: a start, update or stop that failed or was cancelled leaves its deployment in

@@ -17,7 +17,6 @@ from ...drivers.engines import driver_for
 from ...resources import deployment as deployments
 from ...resources import deployment_data, resource_log
 from ...resources.base import Ctx
-from ...resources.session import end_sessions
 from . import ActionFailed, JobContext, action
 
 log = logging.getLogger("dockyard.jobs")
@@ -120,9 +119,7 @@ def stop_deployment(ctx: JobContext) -> str:
     except DriverError as exc:  # the job fails, and so the deployment is in ERROR (deployments.job_ended)
         raise ActionFailed.of(exc) from exc
     with ctx.services.store.write() as tx:
-        for cred in tx.find_all("credential", "parent", dep["id"]):
-            end_sessions(tx, "credential", cred["id"])
-            tx.delete(cred["id"])
+        deployments.revoke_keys(tx, dep["id"])
         deployment_data.revoke(tx, dep["id"])
     data_mounts.discard(ctx.services, dep)
     deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
