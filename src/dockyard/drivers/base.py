@@ -56,6 +56,7 @@ class EngineInfo:
     version: str = ""
     swarm: bool = False
     swarm_manager: bool = False
+    nodes: int = 0  # the swarm's node count, as its manager knows it (0 on a worker or a plain engine)
     message: str = ""
 
 

@@ -160,8 +160,9 @@ class DockerDriver(Driver):
             return EngineInfo(reachable=False, message=err.message)
         swarm = info.get("Swarm") or {}
         active = swarm.get("LocalNodeState") == "active"
-        return EngineInfo(reachable=True, version=version.get("Version", ""), swarm=active,
-                          swarm_manager=active and bool(swarm.get("ControlAvailable")))
+        manager = active and bool(swarm.get("ControlAvailable"))
+        return EngineInfo(reachable=True, version=version.get("Version", ""), swarm=active, swarm_manager=manager,
+                          nodes=int(swarm.get("Nodes") or 0) if manager else 0)
 
     def start(self, spec: TaskSpec) -> StartResult:
         _validate(spec)

@@ -19,7 +19,7 @@ from ..store.db import Tx
 from . import job as jobs
 from . import infrastructure_service_group as groups
 from . import templates
-from .attributes import COMMON, Attr, any_map, boolean, href, list_of, one_of, string
+from .attributes import COMMON, Attr, any_map, boolean, href, integer, list_of, one_of, string
 from .base import Action, Ctx, ResourceType, Reply
 from .credential import METHODS, Method, RegistryCredential
 from .data_object import LOCAL_STORAGE, LOCAL_STORAGE_CREDENTIAL, public_base
@@ -35,6 +35,7 @@ SCHEMA = COMMON.extend(
     Attr("state", one_of(*STATES)),
     Attr("swarm-enabled", boolean),
     Attr("swarm-manager", boolean),
+    Attr("swarm-nodes", integer(minimum=0)),  # not Nuvla's: the node count the manager reported on check
     Attr("online", boolean),
     Attr("capabilities", list_of(string())),
     Attr("default", boolean, server=True),

@@ -37,10 +37,12 @@ def credential_check(ctx: JobContext) -> str:
         if infra is not None:
             crud.update(ictx, tx, ctx.services.types["infrastructure-service"], infra,
                         {**infra, "online": info.reachable, "swarm-enabled": info.swarm,
-                         "swarm-manager": info.swarm_manager})
+                         "swarm-manager": info.swarm_manager, "swarm-nodes": info.nodes})
     if not info.reachable:
         raise ActionFailed(f"the engine does not answer: {info.message}")
-    return f"engine {info.version} answers; swarm: {'manager' if info.swarm_manager else info.swarm}"
+    if info.swarm_manager:
+        return f"engine {info.version} answers; swarm manager of {info.nodes} node(s)"
+    return f"engine {info.version} answers; swarm: {info.swarm}"
 
 
 def _registry_check(ctx: JobContext, cred: dict[str, Any], infra: dict[str, Any] | None) -> str:
