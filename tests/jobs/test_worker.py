@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -9,6 +10,7 @@ import time
 import pytest
 
 from dockyard.core.authn import INTERNAL
+from dockyard.drivers.base import DriverError
 from dockyard.jobs.actions import ACTIONS, ActionFailed, action
 from dockyard.jobs.worker import WorkerPool
 from dockyard.resources import job as jobs
@@ -30,6 +32,11 @@ def _count(ctx):
 @action("test_fail")
 def _fail(ctx):
     raise ActionFailed("the image 'nope' does not exist")
+
+
+@action("test_engine_away")
+def _engine_away(ctx):
+    raise ActionFailed.of(DriverError("the engine does not answer", reason="engine-unavailable", recoverable=True))
 
 
 @action("test_crash")
@@ -90,14 +97,20 @@ def test_a_queued_job_runs_at_once_and_succeeds(services):
 
 
 def test_failures_and_crashes_are_recorded(services, caplog):
+    caplog.set_level(logging.INFO, logger="dockyard.jobs")
     pool = WorkerPool(services, threads=1)
     pool.start()
     try:
         failed = wait_final(services, queue_job(services, "test_fail"))
         crashed = wait_final(services, queue_job(services, "test_crash"))
         unknown = wait_final(services, queue_job(services, "no_such_action"))
+        away = wait_final(services, queue_job(services, "test_engine_away"))
     finally:
         pool.stop()
+    # a driver's failure keeps its reason and the engine's word on retrying, for the user and the log
+    assert away["state"] == "FAILED" and away["status-message"] == "the engine does not answer"
+    ended = [r for r in caplog.records if getattr(r, "job", None) == away["id"] and getattr(r, "state", "") == "FAILED"]
+    assert [(r.reason, r.recoverable) for r in ended] == [("engine-unavailable", True)]
     assert failed["state"] == "FAILED" and failed["status-message"] == "the image 'nope' does not exist"
     assert crashed["state"] == "FAILED" and crashed["return-code"] == 2
     # the user reads what happened and where to look, not Python's internals; the log has the traceback

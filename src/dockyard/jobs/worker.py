@@ -122,7 +122,10 @@ class WorkerPool:
             message = action(ctx)
             self._finish(ctx, jobs.SUCCESS, 0, message or "done")
         except ActionFailed as exc:
-            self._finish(ctx, jobs.FAILED, 1, exc.message)
+            # not retried here, even when the engine says it may help (``recoverable``): the failed job has
+            # already put its deployment in ERROR, whose user starts again; the log keeps the engine's word
+            self._finish(ctx, jobs.FAILED, 1, exc.message,
+                         {"reason": exc.reason, "recoverable": exc.recoverable})
         except Exception:  # an unexpected crash: its traceback goes to the log, under a reference the user gets
             reference = uuid.uuid4().hex[:8]
             log.exception("job %s (%s) crashed; reference %s", job["id"], job["action"], reference,
@@ -133,7 +136,8 @@ class WorkerPool:
             with self._lock:
                 self._running.pop(job["id"], None)
 
-    def _finish(self, ctx: JobContext, state: str, code: int, message: str) -> None:
+    def _finish(self, ctx: JobContext, state: str, code: int, message: str,
+                failure: dict[str, Any] | None = None) -> None:
         """Store and log how the job ended, unless another worker runs it now: then the outcome is theirs."""
         job = ctx.job
         if ctx.lost.is_set():
@@ -142,7 +146,7 @@ class WorkerPool:
         stored = jobs.update(self.services, job["id"], state=state, return_code=code, status_message=message)
         if stored is not None:
             log.info("job %s (%s of %s) %s after %s s: %s", job["id"], job["action"], _target(job), state,
-                     stored.get("duration", 0), message[:300], extra={**_ids(job), "state": state})
+                     stored.get("duration", 0), message[:300], extra={**_ids(job), "state": state, **(failure or {})})
 
     def _renew_leases(self) -> None:
         interval = self.lease / 3
