@@ -105,8 +105,13 @@ class LiveServer:
         return self.endpoint + "/api"
 
 
+# the ports of the servers this session started: what their containers call back (NUVLA_ENDPOINT) names them
+SERVER_PORTS: set[int] = set()
+
+
 def start_server(data_dir, database_url: str | None = None, extra_env: dict | None = None) -> LiveServer:
     port = free_port()
+    SERVER_PORTS.add(port)
     env = dict(os.environ, DOCKYARD_ADMIN_PASSWORD=ADMIN_PASSWORD, DOCKYARD_DATA_DIR=str(data_dir))
     env.pop("DOCKYARD_DATABASE_URL", None)
     if database_url:
@@ -161,19 +166,36 @@ def sqlite_server(tmp_path_factory):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """Once every server has stopped, remove what the deployment tests started and might have left: a
-    start a failed test left running can create its container after the fixtures' own clean-up."""
+    """Once every server has stopped, remove what the tests started and might have left: a start a failed
+    test left running can create its container after the fixtures' own clean-up, and a test that failed
+    before its own clean-up leaves its deployments' containers to a server that is gone. Only containers of
+    this session's servers are touched (their test image, and a NUVLA_ENDPOINT on one of their ports)."""
     from .deployments.conftest import DEPLOYED, remove_deployed
 
-    if not DEPLOYED:
+    if not DEPLOYED and not SERVER_PORTS:
         return
     import docker
 
     client = docker.from_env()
     try:
         remove_deployed(client)
+        for container in client.containers.list(all=True, filters={"label": ["dockyard.managed=true",
+                                                                             "dockyard.test-image=true"]}):
+            if _callback_port(container) in SERVER_PORTS:
+                try:
+                    container.remove(force=True)
+                except docker.errors.NotFound:
+                    pass  # removed meanwhile (a stop job of a server still shutting down)
     finally:
         client.close()
+
+
+def _callback_port(container) -> int | None:
+    for item in container.attrs.get("Config", {}).get("Env") or []:
+        if item.startswith("NUVLA_ENDPOINT="):
+            port = item.rsplit(":", 1)[-1].strip("/")
+            return int(port) if port.isdigit() else None
+    return None
 
 
 # the loopback registry: one per session, for every directory that needs it (tests/registry, tests/examples)
