@@ -85,6 +85,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public-url", "", "The URL users reach this server at (pre-signed object URLs point there); "
             "empty means http://<host>:<port> as served."),
     Setting("publish-ip", "", "Host address container ports are published on; empty means every address."),
+    Setting("swarm-probe-image", "busybox:stable", "A busybox-like image (httpd, wget, sh) on a swarm's nodes, "
+            "with which Dockyard asks each swarm once whether its routing mesh answers; where the probe cannot "
+            "run, services publish in host mode."),
+    Setting("swarm-start-timeout", 120.0, "Seconds a Swarm service's replicas get to all run before its start "
+            "fails.", float),
     Setting("public-hostname", "", "Host name users reach published ports at (the 'hostname' parameter); "
             "empty means localhost for a local engine, else the engine's host."),
     Setting("api-endpoint", "", "NUVLA_ENDPOINT given to containers; empty means this server on the "

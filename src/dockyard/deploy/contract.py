@@ -88,10 +88,14 @@ def create_parameters(services: Services, dep: dict[str, Any], host: str) -> Non
 
 
 def publish(services: Services, dep: dict[str, Any], result: StartResult) -> None:
-    """The host ports the engine chose, as the ``<protocol>.<port>`` parameters."""
+    """The host ports the engine chose, as the ``<protocol>.<port>`` parameters. A Swarm service published in
+    host mode answers on its tasks' nodes: ``hostname`` becomes the address of the first task's node."""
     node = node_id(dep)
     ictx = Ctx(services, INTERNAL)
     with services.store.write() as tx:
+        if result.status.address and result.status.ports and not services.settings["public-hostname"]:
+            upsert(ictx, tx, dep, "hostname", result.status.address,
+                   description="the host where the ports are published")
         for port in result.status.ports:
             upsert(ictx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
                    description=f"mapping for {port.protocol} port {port.target}")

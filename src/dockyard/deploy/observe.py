@@ -9,6 +9,7 @@ parameters ``current.state``, ``restart.number`` and ``restart.exit.code`` follo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..core.time import now_ts
@@ -72,6 +73,20 @@ def parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: list[TaskStatus]) -
     upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
     if status.exit_code is not None and status.state != RUNNING:
         upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
+    service_parameters(ctx, tx, dep, tasks)
+
+
+def service_parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[TaskStatus]) -> None:
+    """Nuvla's parameters of a Swarm service (tasks that name their node): the replicas desired (the tasks
+    meant to run) and running, the desired state, and the node of the first task."""
+    if not tasks or not tasks[0].node:
+        return
+    node = node_id(dep)
+    running = sum(1 for t in tasks if t.state == RUNNING)
+    upsert(ctx, tx, dep, "replicas.desired", str(len(tasks)), node_id=node)
+    upsert(ctx, tx, dep, "replicas.running", str(running), node_id=node)
+    upsert(ctx, tx, dep, "current.desired.state", "running", node_id=node)
+    upsert(ctx, tx, dep, "node-id", tasks[0].node, node_id=node)
 
 
 def why(status: TaskStatus) -> str:

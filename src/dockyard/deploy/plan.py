@@ -40,6 +40,7 @@ def task_spec(services: Services, dep: dict[str, Any], job_id: str, engine_endpo
         # checked with the registry at every start: a private image already on the engine runs only for a
         # deployment whose credential opens it; None for an image of no private registry
         registry_auth=private_registry.worker_auth(services, dep), publish_ip=services.settings["publish-ip"],
+        replicas=int(content.get("replicas") or 1),
     )
 
 

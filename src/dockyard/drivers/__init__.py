@@ -20,6 +20,7 @@ __all__ = ["ENTRY_POINT_GROUP", "TlsMaterial", "engine_names", "get_driver"]
 ENTRY_POINT_GROUP = "dockyard.drivers"
 _BUILTIN = {
     "docker": "dockyard.drivers.docker:DockerDriver",
+    "swarm": "dockyard.drivers.swarm:SwarmDriver",
 }
 
 

@@ -106,6 +106,7 @@ class TaskSpec:
     registry_auth: RegistryAuth | None = None
     command: tuple[str, ...] | None = None
     publish_ip: str = ""  # host address ports bind to; "" for all
+    replicas: int = 1  # tasks to run at once: more than one needs a driver whose capabilities.swarm is true
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,8 @@ class TaskStatus:
     restart_count: int = 0
     ports: tuple[PublishedPort, ...] = ()
     image: str = ""
+    node: str = ""  # the swarm node running the task (its hostname); "" on a plain engine
+    address: str = ""  # that node's address, where its host-mode published ports answer
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class StartResult:
     status: TaskStatus
     # phase → timestamp (UTC, Nuvla format): pulled, created, started
     phases: tuple[tuple[str, str], ...] = ()
+    tasks: tuple[TaskStatus, ...] = ()  # a service's every current task (``status`` is the first); () else
 
 
 @dataclass(frozen=True)

@@ -599,6 +599,9 @@ def _validate(spec: TaskSpec) -> None:
                           reason=INVALID_SPEC)
     if not spec.image.strip():
         raise DriverError("The app names no image.", reason=INVALID_SPEC)
+    if spec.replicas != 1:
+        raise DriverError(f"The app asks for {spec.replicas} replicas; a plain Docker engine runs one "
+                          "container (deploy it on a swarm manager to run several).", reason=INVALID_SPEC)
 
 
 def _port_bindings(spec: TaskSpec) -> dict[str, list[tuple[str, int | None]]]:

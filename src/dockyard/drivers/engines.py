@@ -20,7 +20,7 @@ from .base import Driver, DriverError
 
 ENGINE_CREDENTIAL = "infrastructure-service-swarm"
 
-_cache: dict[tuple[str, str], Driver] = {}
+_cache: dict[tuple[str, str, str], Driver] = {}
 _lock = threading.Lock()
 
 
@@ -47,11 +47,15 @@ def driver_for(services: Any, credential_id: str) -> Driver:
         tls = TlsMaterial(cert=cred["cert"], key=services.keys.cipher.decrypt(cred.get("key", "")), ca=ca,
                           verify=bool(ca))
     fingerprint = hashlib.sha256(repr(tls).encode() + (tls.key.encode() if tls else b"")).hexdigest()
-    key = (infra["endpoint"], fingerprint)
+    # a swarm manager (as its last check found it) runs components as services; any other engine, containers
+    engine = "swarm" if infra.get("swarm-manager") else "docker"
+    options = {"probe_image": services.settings["swarm-probe-image"],
+               "start_timeout": services.settings["swarm-start-timeout"]} if engine == "swarm" else {}
+    key = (infra["endpoint"], fingerprint, engine)
     with _lock:
         driver = _cache.get(key)
         if driver is None:
             # scoped to this installation: its lookups (and so its orphan sweep) see only what it created
-            driver = _cache[key] = get_driver(infra["endpoint"], tls=tls,
-                                              instance=services.extras.get("instance-id", ""))
+            driver = _cache[key] = get_driver(infra["endpoint"], tls=tls, engine=engine,
+                                              instance=services.extras.get("instance-id", ""), **options)
     return driver

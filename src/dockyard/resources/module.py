@@ -117,6 +117,7 @@ COMPONENT = COMMON.extend(
     Attr("image", nested(IMAGE), required=True),
     Attr("memory", integer(1)),
     Attr("cpus", number(exclusive_minimum=0)),
+    Attr("replicas", integer(1, 1000)),  # Dockyard's: tasks of the component's Swarm service (1 elsewhere)
     Attr("restart-policy", nested(RESTART_POLICY)),
     Attr("ports", list_of(nested(PORT), max_len=200)),
     Attr("mounts", list_of(nested(MOUNT), max_len=200)),

@@ -10,13 +10,14 @@ from ...core.authn import INTERNAL
 from ...core.time import now_ts
 from ...deploy import contract
 from ...deploy import data as data_mounts
-from ...deploy.observe import task_summary
+from ...deploy.observe import service_parameters, task_summary
 from ...deploy.plan import plan
 from ...drivers.base import DriverError
 from ...drivers.engines import driver_for
 from ...resources import deployment as deployments
 from ...resources import deployment_data, resource_log
 from ...resources.base import Ctx
+from ...resources.deployment_parameter import upsert
 from . import ActionFailed, JobContext, action
 
 log = logging.getLogger("dockyard.jobs")
@@ -73,6 +74,11 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
     if ctx.lost.is_set():
         return "lease lost"
     contract.publish(ctx.services, dep, result)
+    if result.tasks:  # a Swarm service: its replicas, desired state and node
+        with ctx.services.store.write() as tx:
+            service_parameters(Ctx(ctx.services, INTERNAL), tx, dep, result.tasks)
+            upsert(Ctx(ctx.services, INTERNAL), tx, dep, "current.state", result.status.state,
+                   node_id=contract.node_id(dep))
     phases = dict(result.phases)
     ctx.phases(**phases)
     if "claimed" in ctx.job.get("phases", {}):

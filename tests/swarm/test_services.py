@@ -1,0 +1,128 @@
+"""Components as Swarm services, through Dockyard's API, on the real 3-node swarm (issue 12).
+
+The manager is registered as Nuvla has it (an ``infrastructure-service`` of subtype ``swarm`` at
+``tcp://127.0.0.1:<port>`` with the test swarm's client certificate as its credential) and checked, so its
+engine is known to be a swarm manager: its deployments' components then run as services. This kernel has no
+IPVS, so the driver's routing-mesh probe finds no mesh and publishes in host mode with ``dnsrr``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+
+import httpx
+import pytest
+
+from tests.conftest import start_server, stop_server
+from tests.deployments.conftest import component, deploy, new_user, parameters, start, wait_state
+from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
+from tests.support.swarm import _load_image
+
+WEB_TAG = "dockyard-test/swarm-httpd:1"
+# each task answers /hostname with its own container's host name
+WEB_DOCKERFILE = f"""FROM {BUSYBOX_TAG}
+CMD ["httpd", "-f", "-p", "8080", "-h", "/etc"]
+""".encode()
+PORT = 18181
+
+
+@pytest.fixture(scope="module")
+def web_image(swarm, docker_client, tmp_path_factory):
+    """A busybox httpd image, built here and loaded on every node."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", WEB_DOCKERFILE)
+    _build(docker_client, WEB_TAG, context)
+    path = os.path.join(str(tmp_path_factory.mktemp("swarm-web")), "web.tar")
+    with open(path, "wb") as out:
+        for chunk in docker_client.images.get(WEB_TAG).save(named=True):
+            out.write(chunk)
+    for node in swarm.nodes:
+        _load_image(node, path)
+    os.unlink(path)
+    return WEB_TAG
+
+
+@pytest.fixture(scope="module")
+def server(swarm, tmp_path_factory):
+    live = start_server(tmp_path_factory.mktemp("swarm-services"),
+                        extra_env={"DOCKYARD_SWARM_PROBE_IMAGE": swarm.image})
+    yield live
+    stop_server(live)
+
+
+def wait_job(api, job_id: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    job = api.get(job_id).data
+    while job["state"] not in ("SUCCESS", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = api.get(job_id).data
+    return job
+
+
+@pytest.fixture(scope="module")
+def manager(server, swarm):
+    """A user, and the swarm's manager registered and checked with that user's credential."""
+    api, _ = new_user(server)
+    infra = api.add("infrastructure-service", {
+        "template": {"href": "infrastructure-service-template/generic", "subtype": "swarm",
+                     "endpoint": swarm.endpoint}, "name": "test-swarm"}).data["resource-id"]
+    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
+                                               "parent": infra, "ca": swarm.ca, "cert": swarm.cert,
+                                               "key": swarm.key}, "name": "test-swarm"}).data["resource-id"]
+    job = wait_job(api, api.operation(api.get(cred), "check").data["location"])
+    assert job["state"] == "SUCCESS", job
+    assert api.get(infra).data["swarm-manager"] is True
+    return api, cred
+
+
+def node_containers(swarm, dep_id: str) -> dict[str, list[str]]:
+    return {f"node{i + 1}": swarm.docker(i, "ps", "-aq", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
+            for i in range(len(swarm.nodes))}
+
+
+def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing(manager, swarm, web_image):
+    api, cred = manager
+    module = component(api, web_image, replicas=3, ports=[{"target-port": 8080, "published-port": PORT}],
+                       **{"restart-policy": {"condition": "any"}})
+    dep_id = deploy(api, module, parent=cred)
+    t0 = time.monotonic()
+    start(api, dep_id)
+    doc = wait_state(api, dep_id, {"STARTED", "ERROR"}, timeout=180)
+    elapsed = time.monotonic() - t0
+    assert doc["state"] == "STARTED", doc.get("status-message")
+    print(f"[swarm services] start → 3 replicas running in {elapsed:.2f} s ({doc['status-message']})")
+
+    # one service, carrying the deployment's labels, its three tasks on three nodes
+    [service] = [json.loads(line) for line in swarm.docker(
+        0, "service", "ls", "--filter", f"label=dockyard.deployment-id={dep_id}", "--format", "{{json .}}")
+        .splitlines()]
+    assert service["Replicas"] == "3/3"
+    tasks = swarm.docker(0, "service", "ps", service["ID"], "--filter", "desired-state=running",
+                         "--format", "{{.Node}}").split()
+    assert sorted(tasks) == ["node1", "node2", "node3"]
+    spec = json.loads(swarm.docker(0, "service", "inspect", service["ID"]))[0]["Spec"]
+    assert spec["EndpointSpec"]["Mode"] == "dnsrr"  # no routing mesh on this kernel
+    assert spec["TaskTemplate"]["ContainerSpec"]["Labels"]["dockyard.deployment-id"] == dep_id
+    env = dict(e.split("=", 1) for e in spec["TaskTemplate"]["ContainerSpec"]["Env"])
+    assert env["NUVLA_DEPLOYMENT_ID"] == dep_id
+
+    params = parameters(api, dep_id)
+    assert params["tcp.8080"] == str(PORT)
+    assert params["hostname"] in swarm.addresses
+    assert (params["replicas.desired"], params["replicas.running"]) == ("3", "3")
+    assert params["current.state"] == "running" and params["current.desired.state"] == "running"
+    assert params["node-id"] in ("node1", "node2", "node3")
+    # the published port answers on the node the parameters name, and on every node with its own task
+    assert httpx.get(f"http://{params['hostname']}:{params['tcp.8080']}/hostname", timeout=5).status_code == 200
+    names = {httpx.get(f"http://{a}:{PORT}/hostname", timeout=5).text.strip() for a in swarm.addresses}
+    assert len(names) == 3
+
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED", timeout=120)
+    assert swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split() == []
+    assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
