@@ -13,6 +13,7 @@ import json
 import os
 import tarfile
 import time
+import uuid
 
 import httpx
 import pytest
@@ -126,3 +127,41 @@ def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing
     wait_state(api, dep_id, "STOPPED", timeout=120)
     assert swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split() == []
     assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
+
+
+def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads_every_tasks_log(swarm, web_image):
+    """Without a published port each node picks one for its own task; the log holds every task's lines."""
+    from dockyard.drivers import TlsMaterial
+    from dockyard.drivers.base import RUNNING, PortSpec, RestartPolicy, TaskSpec
+    from dockyard.drivers.swarm import SwarmDriver
+
+    dep_id = f"deployment/{uuid.uuid4()}"
+    spec = TaskSpec(dep_id, f"logs-{dep_id[-8:]}", web_image, ports=(PortSpec(8080),), replicas=3,
+                    restart=RestartPolicy("any"),
+                    command=("sh", "-c", "echo hello from $(hostname); exec httpd -f -p 8080 -h /etc"))
+    with SwarmDriver(swarm.endpoint, TlsMaterial(swarm.cert, swarm.key, swarm.ca), probe_image=swarm.image) as driver:
+        try:
+            t0 = time.monotonic()
+            assert driver.routing_mesh() is swarm.ipvs  # asked once per engine, then remembered
+            t1 = time.monotonic()
+            result = driver.start(spec)
+            print(f"[swarm services] routing-mesh probe {t1 - t0:.2f} s; driver start → 3 replicas running "
+                  f"{time.monotonic() - t1:.2f} s")
+            tasks = driver.inspect(dep_id)
+            assert len(result.tasks) == 3 and [t.state for t in tasks] == [RUNNING] * 3
+            assert sorted(t.node for t in tasks) == ["node1", "node2", "node3"]
+            for task in tasks:
+                [port] = task.ports
+                assert task.address in swarm.addresses and port.host_ip == task.address and port.host_port > 0
+                answer = httpx.get(f"http://{task.address}:{port.host_port}/hostname", timeout=5).text.strip()
+                assert answer
+            deadline = time.monotonic() + 30
+            while len(lines := [x for x in driver.logs(dep_id) if "hello from" in x]) < 3:
+                assert time.monotonic() < deadline, lines
+                time.sleep(0.5)
+            assert len({line.rsplit(" ", 1)[-1] for line in lines}) == 3
+            assert all(line[:4].isdigit() for line in lines)  # timestamped, in time order
+        finally:
+            driver.destroy(dep_id)
+        assert driver.inspect(dep_id) == [] and driver.managed().get(dep_id) is None
+        assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
