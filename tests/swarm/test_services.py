@@ -97,6 +97,8 @@ def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing
     elapsed = time.monotonic() - t0
     assert doc["state"] == "STARTED", doc.get("status-message")
     print(f"[swarm services] start → 3 replicas running in {elapsed:.2f} s ({doc['status-message']})")
+    assert doc["status-message"].endswith("; ports published in host mode on each task's node: this swarm's "
+                                          "routing mesh does not answer")
 
     # one service, carrying the deployment's labels, its three tasks on three nodes
     [service] = [json.loads(line) for line in swarm.docker(

@@ -140,6 +140,7 @@ class StartResult:
     # phase → timestamp (UTC, Nuvla format): pulled, created, started
     phases: tuple[tuple[str, str], ...] = ()
     tasks: tuple[TaskStatus, ...] = ()  # a service's every current task (``status`` is the first); () else
+    notes: tuple[str, ...] = ()  # what the user should know of how it runs (a fallback the engine forced)
 
 
 @dataclass(frozen=True)

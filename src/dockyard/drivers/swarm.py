@@ -60,6 +60,7 @@ _TASK_STATES = {"running": RUNNING, "complete": EXITED, "shutdown": EXITED, "fai
 _FAILED = ("failed", "rejected")
 _RESTART = {"none": "none", "on-failure": "on-failure", "any": "any"}
 
+NO_MESH = "ports published in host mode on each task's node: this swarm's routing mesh does not answer"
 _mesh: dict[str, bool] = {}  # engine endpoint → whether its routing mesh answers (probed once per process)
 _mesh_lock = threading.Lock()
 
@@ -89,7 +90,9 @@ class SwarmDriver(DockerDriver):
         except BaseException:
             self._remove_quietly(spec.deployment_id)
             raise
-        return StartResult(tasks[0], phases=(("created", created), ("started", now_ts())), tasks=tuple(tasks))
+        notes = () if mesh or not spec.ports else (NO_MESH,)
+        return StartResult(tasks[0], phases=(("created", created), ("started", now_ts())), tasks=tuple(tasks),
+                           notes=notes)
 
     def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
         """Scale to zero and wait for the tasks to stop (their containers and logs stay until ``destroy``)."""

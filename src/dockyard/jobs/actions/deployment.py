@@ -85,6 +85,7 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
         phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
     ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
     message = f"{DONE[verb]} {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
+    message += "".join(f"; {note}" for note in result.notes)
     stored = deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.STARTED,
                                     status_message=message, phases=phases, task=task_summary(result.status))
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
