@@ -51,7 +51,8 @@ def web_image(swarm, docker_client, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(swarm, tmp_path_factory):
     live = start_server(tmp_path_factory.mktemp("swarm-services"),
-                        extra_env={"DOCKYARD_SWARM_PROBE_IMAGE": swarm.image})
+                        # the sweep sees what the manager raises no event for (a task's change)
+                        extra_env={"DOCKYARD_SWARM_PROBE_IMAGE": swarm.image, "DOCKYARD_SWEEP_INTERVAL": "1"})
     yield live
     stop_server(live)
 
@@ -124,6 +125,16 @@ def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing
     assert httpx.get(f"http://{params['hostname']}:{params['tcp.8080']}/hostname", timeout=5).status_code == 200
     names = {httpx.get(f"http://{a}:{PORT}/hostname", timeout=5).text.strip() for a in swarm.addresses}
     assert len(names) == 3
+
+    # scaled outside Dockyard: the parameters follow the swarm
+    t0 = time.monotonic()
+    swarm.docker(0, "service", "scale", "--detach", f"{service['ID']}=2")
+    deadline = time.monotonic() + 30
+    while (parameters(api, dep_id)["replicas.desired"], parameters(api, dep_id)["replicas.running"]) != ("2", "2"):
+        assert time.monotonic() < deadline, parameters(api, dep_id)
+        time.sleep(0.2)
+    print(f"[swarm services] scaled to 2 outside Dockyard: parameters 2/2 after {time.monotonic() - t0:.2f} s")
+    assert api.get(dep_id).data["state"] == "STARTED"
 
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED", timeout=120)

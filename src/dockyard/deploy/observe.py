@@ -41,6 +41,8 @@ def observed(dep: dict[str, Any], tasks: list[TaskStatus]) -> dict[str, Any] | N
     """What the engine's ``tasks`` of ``dep`` change in it (fields for ``deployment.set_fields``), or None."""
     status = tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
     fields: dict[str, Any] = {"task": task_summary(status)}
+    if status.node:  # a Swarm service: a replica lost or added changes it too (and so its parameters)
+        fields["task"]["replicas"] = f"{sum(1 for t in tasks if t.state == RUNNING)}/{len(tasks)}"
     before = dep.get("task", {}).get("state")
     if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
         fields["state"] = deployments.ERROR
@@ -97,5 +99,5 @@ def why(status: TaskStatus) -> str:
 
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    keys = ("state", "restarts", "exit-code", "id", "error")
+    keys = ("state", "restarts", "exit-code", "id", "error", "replicas")
     return any(old.get(k) != new.get(k) for k in keys)
