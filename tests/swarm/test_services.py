@@ -178,3 +178,25 @@ def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads
             driver.destroy(dep_id)
         assert driver.inspect(dep_id) == [] and driver.managed().get(dep_id) is None
         assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
+
+
+def test_a_container_started_before_the_engine_was_known_a_manager_is_still_seen_and_removed(swarm, web_image):
+    """An engine's driver changes when a check first finds it a swarm manager: what a deployment got from the
+    container driver before must not be lost to the service driver (nor leaked by its stop)."""
+    from dockyard.drivers import TlsMaterial
+    from dockyard.drivers.base import RUNNING, TaskSpec
+    from dockyard.drivers.swarm import SwarmDriver
+
+    dep_id = f"deployment/{uuid.uuid4()}"
+    with swarm.driver() as containers:
+        containers.start(TaskSpec(dep_id, f"plain-{dep_id[-8:]}", web_image))
+    with SwarmDriver(swarm.endpoint, TlsMaterial(swarm.cert, swarm.key, swarm.ca), probe_image=swarm.image) as driver:
+        try:
+            assert [t.state for t in driver.inspect(dep_id)] == [RUNNING]
+            assert dep_id in driver.managed()
+            driver.stop(dep_id, timeout=2)
+            assert [t.state for t in driver.inspect(dep_id)] == ["exited"]
+        finally:
+            driver.destroy(dep_id)
+        assert driver.inspect(dep_id) == [] and dep_id not in driver.managed()
+    assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}

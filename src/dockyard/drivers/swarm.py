@@ -61,6 +61,7 @@ _FAILED = ("failed", "rejected")
 _RESTART = {"none": "none", "on-failure": "on-failure", "any": "any"}
 
 NO_MESH = "ports published in host mode on each task's node: this swarm's routing mesh does not answer"
+SERVICE_LABEL = "com.docker.swarm.service.id"  # on a service task's container
 _mesh: dict[str, bool] = {}  # engine endpoint → whether its routing mesh answers (probed once per process)
 _mesh_lock = threading.Lock()
 
@@ -96,7 +97,10 @@ class SwarmDriver(DockerDriver):
 
     def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
         """Scale to zero and wait for the tasks to stop (their containers and logs stay until ``destroy``)."""
-        for service in self._services(deployment_id):
+        services = self._services(deployment_id)
+        if not services:
+            super().stop(deployment_id, timeout)  # a container started before the engine was known a manager
+        for service in services:
             try:
                 self._call("update_service", service["ID"], service["Version"]["Index"],
                            mode=docker.types.ServiceMode("replicated", 0), fetch_current_spec=True)
@@ -110,15 +114,20 @@ class SwarmDriver(DockerDriver):
                 time.sleep(POLL)
 
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
-        """Volumes made on the nodes stay: a manager's API reaches only its own node's volumes."""
+        """Volumes made on the nodes stay: a manager's API reaches only its own node's volumes. A container
+        the deployment got before its engine was known to be a swarm manager goes too."""
         self._remove_services(deployment_id)
+        super().destroy(deployment_id, remove_volumes=remove_volumes)
 
     def inspect(self, deployment_id: str) -> list[TaskStatus]:
         """The service's current tasks (desired to run), running ones first; a service with none left to run
         shows its latest task. Empty when the deployment has no service."""
+        services = self._services(deployment_id)
+        if not services:  # a container started before the engine was known to be a swarm manager, if any
+            return super().inspect(deployment_id)
         found: list[TaskStatus] = []
         nodes = self._nodes()
-        for service in self._services(deployment_id):
+        for service in services:
             tasks = self._tasks(service["ID"])
             current = [t for t in tasks if t.get("DesiredState") == "running"] or tasks[-1:]
             found += [_task_status(deployment_id, service, t, nodes) for t in current]
@@ -127,8 +136,11 @@ class SwarmDriver(DockerDriver):
     def logs(self, deployment_id: str, *, since: str | None = None, tail: int | None = None,
              timestamps: bool = True) -> list[str]:
         """Every task's lines, in time order when timestamped."""
+        services = self._services(deployment_id)
+        if not services:
+            return super().logs(deployment_id, since=since, tail=tail, timestamps=timestamps)
         lines: list[str] = []
-        for service in self._services(deployment_id):
+        for service in services:
             try:
                 raw = self._call("service_logs", service["ID"], stdout=True, stderr=True, timestamps=True,
                                  tail="all" if tail is None else tail, since=_epoch(since) or 0)
@@ -195,9 +207,14 @@ class SwarmDriver(DockerDriver):
         return str(labels.get(LABEL_DEPLOYMENT, "")) if all(labels.get(k) == v for k, v in scope.items()) else ""
 
     def managed(self) -> dict[str, list[str]]:
+        """Services, and containers on the manager's own node that are no service's task (started before the
+        engine was known to be a swarm manager)."""
         found: dict[str, list[str]] = {}
         for service in self._list_services([LABEL_DEPLOYMENT]):
             found.setdefault(service["Spec"]["Labels"][LABEL_DEPLOYMENT], []).append(service["ID"])
+        for container in self._list([LABEL_DEPLOYMENT]):
+            if SERVICE_LABEL not in container["Labels"]:
+                found.setdefault(container["Labels"][LABEL_DEPLOYMENT], []).append(container["Id"])
         return found
 
     def host_address(self) -> str | None:
@@ -297,6 +314,12 @@ class SwarmDriver(DockerDriver):
         """node id → (hostname, address)."""
         return {n["ID"]: ((n.get("Description") or {}).get("Hostname", ""), (n.get("Status") or {}).get("Addr", ""))
                 for n in self._call("nodes")}
+
+    def _container_ids(self, deployment_id: str) -> list[str]:
+        """Plain containers of the deployment on the manager's node: a service task's container is the
+        swarm's own to stop and remove."""
+        return [c["Id"] for c in self._list([f"{LABEL_DEPLOYMENT}={deployment_id}"])
+                if SERVICE_LABEL not in (c.get("Labels") or {})]
 
     def _remove_services(self, deployment_id: str) -> None:
         """Remove the services (a 404 counts as done) and wait until their task containers are gone."""
