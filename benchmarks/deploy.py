@@ -375,9 +375,9 @@ def docker_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=TIMEOUT)
 
 
-def measure_cli(image: str) -> tuple[float, float]:
-    """(docker run + docker port until known, docker rm -f) in seconds."""
-    t0 = time.perf_counter()
+def run_published(image: str) -> tuple[str, str]:
+    """``docker run`` of the app with port 80 published on loopback, then ``docker port`` until the engine
+    knows the host port: (container id, host port). A container whose port never shows is removed."""
     ran = docker_cli("run", "-d", "--label", f"{BENCH_LABEL}={RUN_ID}", "-p", "127.0.0.1::80", image)
     if ran.returncode != 0:
         raise RuntimeError(f"docker run failed: {ran.stderr.strip()}")
@@ -385,9 +385,15 @@ def measure_cli(image: str) -> tuple[float, float]:
     for _ in range(1000):
         port = docker_cli("port", cid, "80")
         if port.returncode == 0 and port.stdout.strip():
-            break
-    else:
-        raise RuntimeError(f"docker port {cid[:12]} 80 never answered")
+            return cid, port.stdout.split()[0].rsplit(":", 1)[1]
+    docker_cli("rm", "-f", cid)
+    raise RuntimeError(f"docker port {cid[:12]} 80 never answered")
+
+
+def measure_cli(image: str) -> tuple[float, float]:
+    """(docker run + docker port until known, docker rm -f) in seconds."""
+    t0 = time.perf_counter()
+    cid, _ = run_published(image)
     seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     docker_cli("rm", "-f", cid)
@@ -397,18 +403,9 @@ def measure_cli(image: str) -> tuple[float, float]:
 def measure_cli_answers(image: str, http: httpx.Client) -> float:
     """docker run + docker port until known + GET the port every ``POLL`` s until the app answers."""
     t0 = time.perf_counter()
-    ran = docker_cli("run", "-d", "--label", f"{BENCH_LABEL}={RUN_ID}", "-p", "127.0.0.1::80", image)
-    if ran.returncode != 0:
-        raise RuntimeError(f"docker run failed: {ran.stderr.strip()}")
-    cid = ran.stdout.strip()
+    cid, host_port = run_published(image)
     try:
-        for _ in range(1000):
-            port = docker_cli("port", cid, "80")
-            if port.returncode == 0 and port.stdout.strip():
-                break
-        else:
-            raise RuntimeError(f"docker port {cid[:12]} 80 never answered")
-        url = f"http://127.0.0.1:{port.stdout.split()[0].rsplit(':', 1)[1]}/"
+        url = f"http://127.0.0.1:{host_port}/"
         deadline = time.perf_counter() + TIMEOUT
         while True:
             try:
