@@ -80,15 +80,24 @@ def parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: list[TaskStatus]) -
 
 def service_parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[TaskStatus]) -> None:
     """Nuvla's parameters of a Swarm service (tasks that name their node): the replicas desired (the tasks
-    meant to run) and running, the desired state, and the node of the first task."""
+    meant to run) and running, the desired state, and the node of the first task; with ports published in
+    host mode, ``hostname`` and ``<protocol>.<port>`` follow that task when it moves (a node lost, an update)."""
     if not tasks or not tasks[0].node:
         return
     node = node_id(dep)
+    first = tasks[0]
     running = sum(1 for t in tasks if t.state == RUNNING)
     upsert(ctx, tx, dep, "replicas.desired", str(len(tasks)), node_id=node)
     upsert(ctx, tx, dep, "replicas.running", str(running), node_id=node)
     upsert(ctx, tx, dep, "current.desired.state", "running", node_id=node)
-    upsert(ctx, tx, dep, "node-id", tasks[0].node, node_id=node)
+    upsert(ctx, tx, dep, "node-id", first.node, node_id=node)
+    if first.state != RUNNING or not first.ports:
+        return
+    if first.address and any(p.host_ip for p in first.ports) and not ctx.services.settings["public-hostname"]:
+        upsert(ctx, tx, dep, "hostname", first.address, description="the host where the ports are published")
+    for port in first.ports:
+        upsert(ctx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
+               description=f"mapping for {port.protocol} port {port.target}")
 
 
 def why(status: TaskStatus) -> str:

@@ -2,7 +2,7 @@
 
 One spec per component today (a ``component`` module is one container); a compose application will give
 one per service. The spec carries the contract (:mod:`.contract`), the app's own mounts (a named volume on
-a shared engine is its owner's own: ``resources.deployment_mounts``), the data mounts (:mod:`.data`), the
+a shared engine is its owner's own: ``deploy.mounts``), the data mounts (:mod:`.data`), the
 restart policy and limits, and the registry credential to pull with.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 from ..drivers.base import MountSpec, PortSpec, RestartPolicy, TaskSpec
 from ..resources import private_registry
 from ..resources.base import Services
-from ..resources.deployment_mounts import is_local, volume_name
+from .mounts import is_local, volume_name
 from ..resources.private_registry import image_ref
 from . import contract, data
 
@@ -45,7 +45,7 @@ def task_spec(services: Services, dep: dict[str, Any], job_id: str, engine_endpo
 
 
 def _source(dep: dict[str, Any], mount: dict[str, Any], shared: bool) -> str | None:
-    """A named volume on a shared engine is its owner's own (see ``resources.deployment_mounts``)."""
+    """A named volume on a shared engine is its owner's own (see ``deploy.mounts``)."""
     source = mount.get("source")
     if shared and mount["mount-type"] == "volume" and source:
         return volume_name(dep.get("owner") or dep["id"], source)

@@ -1,4 +1,4 @@
-"""Running the readiness checks of started deployments (the rules: ``resources.deployment_readiness``).
+"""Running the readiness checks of started deployments (the rules: ``deploy.readiness``).
 
 Who probes: a :class:`Prober` in each process that runs workers, beside the reconciler, and not the start
 job. A job would hold a worker thread (and its lease) for as long as the service takes to come up, up to
@@ -31,11 +31,11 @@ from typing import Any
 
 from ..core.authn import INTERNAL
 from ..core.time import now_ts
-from ..resources import deployment as deployments
+from ..deploy import lifecycle
 from ..resources.base import Services
 from ..resources.changes import Subscription, feed_of
 from ..resources.deployment_parameter import of_deployment
-from ..resources.deployment_readiness import STARTED, Spec, generation, pending, since, spec_of
+from ..deploy.readiness import STARTED, Spec, generation, pending, since, spec_of
 from ..store import filter as cimi_filter
 from ..store.query import Query
 
@@ -254,7 +254,7 @@ class Probe:
             fields["phases"] = {"ready": now_ts()}
         else:
             fields["ready_message"] = why
-        stored = deployments.set_fields(
+        stored = lifecycle.set_fields(
             self.prober.services, self.dep_id, only_in=frozenset({STARTED}),
             when=lambda cur: pending(cur) and generation(cur) == self.key and not self.done.is_set(), **fields)
         if stored is not None:

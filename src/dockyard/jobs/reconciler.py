@@ -27,7 +27,7 @@ from ..deploy import observe
 from ..deploy.observe import WATCHED
 from ..drivers.base import DriverError, StopSignal
 from ..drivers.engines import ENGINE_CREDENTIAL, driver_for
-from ..resources import deployment as deployments
+from ..deploy import lifecycle
 from ..resources.base import Services
 from ..store import filter as cimi_filter
 from ..store.query import Query
@@ -148,8 +148,8 @@ class Reconciler:
 
     def _unreachable(self, cred_id: str, exc: DriverError) -> None:
         """The engine behind ``cred_id`` does not answer: its running deployments may or may not run."""
-        for dep_id in self._deployments_of(cred_id, deployments.STARTED):
-            deployments.set_fields(self.services, dep_id, only_in=frozenset({deployments.STARTED}),
+        for dep_id in self._deployments_of(cred_id, lifecycle.STARTED):
+            lifecycle.set_fields(self.services, dep_id, only_in=frozenset({lifecycle.STARTED}),
                                    **observe.unreachable(exc.message))
 
     # -- one deployment ----------------------------------------------------------------------------
@@ -166,5 +166,5 @@ class Reconciler:
             return
         fields = observe.observed(dep, tasks)
         if fields is not None:
-            deployments.set_fields(self.services, deployment_id, only_in=WATCHED,
+            lifecycle.set_fields(self.services, deployment_id, only_in=WATCHED,
                                    also=lambda ctx, tx, dep: observe.parameters(ctx, tx, dep, tasks), **fields)

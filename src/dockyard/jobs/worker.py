@@ -24,7 +24,7 @@ from ..resources import job as jobs
 from ..resources.base import Services
 from ..store import queue
 from .actions import ACTIONS, ActionFailed, JobContext
-from .actions import credential_check, deployment, logs  # noqa: F401  (they register their actions)
+from .actions import compose_validate, credential_check, deployment, logs  # noqa: F401  (they register their actions)
 
 log = logging.getLogger("dockyard.jobs")
 

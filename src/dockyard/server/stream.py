@@ -56,13 +56,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ..core.errors import BadRequest, Conflict, DockyardError, Forbidden, MethodNotAllowed
+from ..core.errors import BadRequest, DockyardError, MethodNotAllowed
+from ..deploy.watch import follow, open_stats
 from ..drivers.base import DriverError, StopSignal, TaskStats
-from ..resources import crud
 from ..resources.base import Ctx, Services
 from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, drain, feed_of
-from ..resources.deployment import LOGGABLE, STARTED, UPDATING
-from ..resources.resource_log import archived_lines
 from ..resources.session import COOKIE, authenticate
 from . import http, refusals
 
@@ -228,65 +226,6 @@ class Streams:
                     return
         finally:
             stop.set()
-
-
-def follow(ctx: Ctx, rid: str, tail: int | None) -> tuple[Iterator[str], StopSignal]:
-    """Check the caller may read the deployment's log, and open it on its engine (in a worker thread)."""
-    from ..drivers.engines import driver_for
-
-    rtype = ctx.services.types["deployment"]
-    with ctx.store.read() as tx:
-        doc, rights = crud.load_visible(ctx, tx, rtype, rid)
-    if "view-data" not in rights:
-        raise Forbidden.for_resource(rid)
-    if doc["state"] not in LOGGABLE:
-        with ctx.store.read() as tx:
-            kept = archived_lines(tx, rid)
-        if kept is None:
-            raise Conflict(f"{rid} has no container to follow in state {doc['state']}", rid)
-        return _Archived(kept[-tail:] if tail else ([] if tail == 0 else kept)), StopSignal()
-    stop = StopSignal()
-    try:
-        lines = driver_for(ctx.services, doc["parent"]).follow_logs(rid, stop, tail=tail)
-    except DriverError as exc:
-        raise DockyardError(exc.message, rid) from exc
-    return lines, stop
-
-
-class _Archived:
-    """The lines a stop kept, as a log iterator that says at its end that they are the archive."""
-
-    ending = "the container was removed when the deployment stopped: these are the lines it kept"
-
-    def __init__(self, lines: list[str]) -> None:
-        self._lines = iter(lines)
-
-    def __iter__(self) -> "_Archived":
-        return self
-
-    def __next__(self) -> str:
-        return next(self._lines)
-
-
-def open_stats(ctx: Ctx, rid: str) -> tuple[Iterator[TaskStats], StopSignal]:
-    """Check the caller may see the deployment's use, and open its engine's stats (in a worker thread)."""
-    from ..drivers.engines import driver_for
-
-    rtype = ctx.services.types["deployment"]
-    with ctx.store.read() as tx:
-        doc, rights = crud.load_visible(ctx, tx, rtype, rid)
-    if "view-data" not in rights:
-        raise Forbidden.for_resource(rid)
-    if doc["state"] not in (STARTED, UPDATING):
-        raise Conflict(f"{rid} has no running container in state {doc['state']}", rid)
-    driver = driver_for(ctx.services, doc["parent"])
-    if not driver.capabilities.stats:
-        raise Conflict(f"the engine of {rid} cannot report what its containers use", rid)
-    stop = StopSignal()
-    try:
-        return driver.follow_stats(rid, stop), stop
-    except DriverError as exc:
-        raise DockyardError(exc.message, rid) from exc
 
 
 def _stats_event(sample: TaskStats) -> bytes:

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from ..core.errors import NotFound
 from ..resources import crud
-from ..resources import deployment as deployments
+from ..deploy import lifecycle
 from ..resources.base import Ctx
 from ..store import filter as cimi_filter
 from .apps import UUID_RE
@@ -19,10 +19,10 @@ from .pages import Pages, eq, fulltext, search
 PAGE_SIZE = 50
 LIST_FIELDS = ["id", "name", "description", "state", "module", "infrastructure-service-name", "created",
                "status-message", "operations"]
-# what the page's script needs to know of the lifecycle (resources/deployment.py is the one source)
-LIFECYCLE = {"startable": sorted(deployments.STARTABLE), "stoppable": sorted(deployments.STOPPABLE),
-             "deletable": sorted(deployments.DELETABLE), "loggable": sorted(deployments.LOGGABLE),
-             "badges": {state: list(badge) for state, badge in deployments.BADGES.items()}}
+# what the page's script needs to know of the lifecycle (deploy/lifecycle.py is the one source)
+LIFECYCLE = {"startable": sorted(lifecycle.STARTABLE), "stoppable": sorted(lifecycle.STOPPABLE),
+             "deletable": sorted(lifecycle.DELETABLE), "loggable": sorted(lifecycle.LOGGABLE),
+             "badges": {state: list(badge) for state, badge in lifecycle.BADGES.items()}}
 
 
 def deployment_id(uuid: str) -> str:
@@ -59,12 +59,12 @@ def detail(ctx: Ctx, rid: str) -> dict[str, Any]:
 def routes(pages: Pages) -> list[Route]:
     async def list_deployments(request: Request) -> Response:
         q = request.query_params
-        state = q.get("state", "") if q.get("state") in deployments.STATES else ""
+        state = q.get("state", "") if q.get("state") in lifecycle.STATES else ""
         text = q.get("q", "")
         page = int(q["page"]) if q.get("page", "").isdigit() and int(q["page"]) > 0 else 1
 
         def read(ctx: Ctx) -> dict[str, Any]:
-            return {"state": state, "q": text, "STATES": deployments.STATES, **listing(ctx, state, text, page)}
+            return {"state": state, "q": text, "STATES": lifecycle.STATES, **listing(ctx, state, text, page)}
         return await pages.page(request, "deployments.html", read, nav="deployments", title="Deployments")
 
     async def show_deployment(request: Request) -> Response:

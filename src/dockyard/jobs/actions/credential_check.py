@@ -12,7 +12,7 @@ from ...drivers.base import DriverError
 from ...resources import crud
 from ...resources import private_registry
 from ...resources.base import Ctx
-from ...drivers.engines import driver_for
+from ...drivers import engines
 from . import ActionFailed, JobContext, action
 
 
@@ -25,7 +25,7 @@ def credential_check(ctx: JobContext) -> str:
         raise ActionFailed(f"{ctx.target} no longer exists")
     if cred.get("subtype") == private_registry.CREDENTIAL:
         return _registry_check(ctx, cred, infra)
-    info = driver_for(ctx.services, cred["id"]).check()
+    info = engines.check(ctx.services, cred["id"])
     status = "VALID" if info.reachable else ("INVALID" if "tls" in info.message.lower() else "UNKNOWN")
     ictx = Ctx(ctx.services, INTERNAL)
     with ctx.services.store.write() as tx:
@@ -35,13 +35,17 @@ def credential_check(ctx: JobContext) -> str:
                         {**current, "status": status, "last-check": now_ts()})
         infra = tx.get(cred["parent"], for_update=True)
         if infra is not None:
-            crud.update(ictx, tx, ctx.services.types["infrastructure-service"], infra,
-                        {**infra, "online": info.reachable, "swarm-enabled": info.swarm,
-                         "swarm-manager": info.swarm_manager, "swarm-nodes": info.nodes})
+            checked = {**infra, "online": info.reachable, "swarm-enabled": info.swarm,
+                       "swarm-manager": info.swarm_manager, "swarm-nodes": info.nodes}
+            checked.pop("swarm-routing-mesh", None)
+            if info.routing_mesh is not None:  # asked of a manager only; starts use it instead of probing
+                checked["swarm-routing-mesh"] = info.routing_mesh
+            crud.update(ictx, tx, ctx.services.types["infrastructure-service"], infra, checked)
     if not info.reachable:
         raise ActionFailed(f"the engine does not answer: {info.message}")
     if info.swarm_manager:
-        return f"engine {info.version} answers; swarm manager of {info.nodes} node(s)"
+        mesh = "answers" if info.routing_mesh else "does not answer (host-mode ports)"
+        return f"engine {info.version} answers; swarm manager of {info.nodes} node(s); routing mesh {mesh}"
     return f"engine {info.version} answers; swarm: {info.swarm}"
 
 

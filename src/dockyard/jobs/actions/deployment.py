@@ -14,8 +14,8 @@ from ...deploy.observe import service_parameters, task_summary
 from ...deploy.plan import plan
 from ...drivers.base import DriverError
 from ...drivers.engines import driver_for
-from ...resources import deployment as deployments
-from ...resources import deployment_data, resource_log
+from ...deploy import lifecycle
+from ...resources import resource_log
 from ...resources.base import Ctx
 from ...resources.deployment_parameter import upsert
 from . import ActionFailed, JobContext, action
@@ -36,7 +36,7 @@ DONE = {"start": "started", "update": "updated"}  # what a job's message says it
 
 def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
     """Start (or update: replace) the deployment's container. Any failure fails the job, which moves the
-    deployment to ERROR (``deployments.job_ended``); a failed start first removes what it made."""
+    deployment to ERROR (``lifecycle.job_ended``); a failed start first removes what it made."""
     dep = _load(ctx)
     if dep["state"] not in from_states:
         data_mounts.discard_if_idle(ctx.services, dep["id"])  # what an attempt killed before the stop staged
@@ -70,7 +70,7 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
     ctx.progress(10)
     t0 = time.monotonic()
     (spec,) = plan(ctx.services, dep, ctx.job["id"], endpoint)  # one component, one task
-    result = driver.start(spec)
+    result = driver.update(spec) if verb == "update" else driver.start(spec)  # a swarm service rolls over
     if ctx.lost.is_set():
         return "lease lost"
     contract.publish(ctx.services, dep, result)
@@ -86,7 +86,7 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
     ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
     message = f"{DONE[verb]} {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
     message += "".join(f"; {note}" for note in result.notes)
-    stored = deployments.set_fields(ctx.services, dep["id"], only_in=from_states, state=deployments.STARTED,
+    stored = lifecycle.set_fields(ctx.services, dep["id"], only_in=from_states, state=lifecycle.STARTED,
                                     status_message=message, phases=phases, task=task_summary(result.status))
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
         driver.destroy(dep["id"])
@@ -103,18 +103,18 @@ def _endpoint(ctx: JobContext, dep: dict[str, Any]) -> str:
 
 @action("start_deployment")
 def start_deployment(ctx: JobContext) -> str:
-    return _run(ctx, "start", frozenset({deployments.STARTING}))
+    return _run(ctx, "start", frozenset({lifecycle.STARTING}))
 
 
 @action("update_deployment")
 def update_deployment(ctx: JobContext) -> str:
-    return _run(ctx, "update", frozenset({deployments.UPDATING}))
+    return _run(ctx, "update", frozenset({lifecycle.UPDATING}))
 
 
 @action("stop_deployment")
 def stop_deployment(ctx: JobContext) -> str:
     dep = _load(ctx)
-    if dep["state"] != deployments.STOPPING:
+    if dep["state"] != lifecycle.STOPPING:
         return f"nothing to stop: {dep['id']} is {dep['state']}"
     payload = ctx.payload
     try:
@@ -123,14 +123,14 @@ def stop_deployment(ctx: JobContext) -> str:
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
         _archive_log(ctx, driver, dep)
         driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
-    except DriverError as exc:  # the job fails, and so the deployment is in ERROR (deployments.job_ended)
+    except DriverError as exc:  # the job fails, and so the deployment is in ERROR (lifecycle.job_ended)
         raise ActionFailed.of(exc) from exc
     with ctx.services.store.write() as tx:
-        deployments.revoke_keys(tx, dep["id"])
-        deployment_data.revoke(tx, dep["id"])
+        lifecycle.revoke_keys(tx, dep["id"])
+        data_mounts.revoke(tx, dep["id"])
     data_mounts.discard(ctx.services, dep)
-    deployments.set_fields(ctx.services, dep["id"], only_in=frozenset({deployments.STOPPING}),
-                           state=deployments.STOPPED, status_message="stopped",
+    lifecycle.set_fields(ctx.services, dep["id"], only_in=frozenset({lifecycle.STOPPING}),
+                           state=lifecycle.STOPPED, status_message="stopped",
                            phases={"stopped": now_ts()}, task={"state": "missing", "checked": now_ts()})
     return f"stopped {dep['id']}"
 

@@ -187,7 +187,7 @@
       renderJobs();
     }
   }
-  // the stream leaves out operations: derive them from the lifecycle, as resources/deployment.py does
+  // the stream leaves out operations: derive them from the lifecycle, as deploy/lifecycle.py does
   function operationsFor(state) {
     const rels = ["clone"];
     if (L.startable.includes(state)) rels.push("start");

@@ -25,7 +25,7 @@ from typing import Any
 
 from ..core.errors import Forbidden
 from ..store.db import Tx
-from .base import Ctx
+from ..resources.base import Ctx
 
 LOCAL_SCHEME = "unix://"
 VOLUME_PREFIX = "dy-"
