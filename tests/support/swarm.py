@@ -26,9 +26,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import shutil
 import subprocess
+import tarfile
 import tempfile
 import threading
 import time
@@ -44,7 +46,7 @@ from dockyard.drivers.docker import DockerDriver
 from dockyard.drivers.mesh import routing_mesh_answers
 
 from . import make_tls_pems, unique_prefix
-from .images import busybox_image, dind_image
+from .images import _add_bytes, _build, busybox_image, dind_image
 
 NODES = 3
 TLS_PORT = 2376
@@ -71,6 +73,7 @@ class Swarm:
     network: str = ""  # the bridge network's name
     image: str = ""  # the busybox test image, loaded on every node
     ipvs: bool = False  # whether the nodes' kernel has IPVS (/proc/net/ip_vs)
+    subnet: str = ""  # the bridge network's subnet: the nodes pull from registries there over plain HTTP
 
     @property
     def manager(self):
@@ -84,6 +87,32 @@ class Swarm:
     def driver(self) -> DockerDriver:
         """Dockyard's driver of the manager's engine, over TCP + TLS with the client certificate (kept in memory)."""
         return DockerDriver(self.endpoint, TlsMaterial(self.cert, self.key, self.ca))
+
+    def load_image(self, client: docker.DockerClient, tag: str) -> None:
+        """``docker save`` of the machine's image ``tag`` loaded on every node (nothing can be pulled here)."""
+        work = tempfile.mkdtemp(prefix="dockyard-swarm-image-")
+        try:
+            path = os.path.join(work, "image.tar")
+            with open(path, "wb") as out:
+                for chunk in client.images.get(tag).save(named=True):
+                    out.write(chunk)
+            _in_parallel(lambda node: _load_image(node, path), self.nodes)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def stop_node(self, index: int) -> None:
+        """Stop node ``index``'s container (its engine stops its tasks): the swarm loses that node."""
+        self.nodes[index].stop(timeout=15)
+
+    def start_node(self, index: int, timeout: float = START_TIMEOUT) -> None:
+        """Start a stopped node again and wait until the swarm counts it Ready; its address may have changed."""
+        node = self.nodes[index]
+        node.start()
+        deadline = time.monotonic() + timeout
+        _wait_engine(node, deadline)
+        _wait_ready(self, deadline)
+        node.reload()
+        self.addresses[index] = node.attrs["NetworkSettings"]["Networks"][self.network]["IPAddress"]
 
     @functools.cached_property
     def routing_mesh(self) -> bool:
@@ -100,6 +129,27 @@ def node_docker(container, *args: str, check: bool = True) -> str:
     return out
 
 
+# -- images of binaries ----------------------------------------------------------------------------------
+
+def binary_image(client: docker.DockerClient, tag: str, binaries: tuple[str, ...]) -> str:
+    """The busybox test image plus this machine's ``binaries`` (Debian's ``docker``, ``docker-registry``)
+    and the shared libraries ``ldd`` names for them, at the same paths; built when missing."""
+    if client.images.list(name=tag):
+        return tag
+    files = set(binaries)
+    for binary in binaries:
+        out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+        files |= {part for line in out.splitlines() for part in line.split() if part.startswith("/")}
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        copies = "".join(f"COPY files{path} {path}\n" for path in sorted(files))
+        _add_bytes(tar, "Dockerfile", f"FROM {busybox_image(client)}\n{copies}".encode())
+        for path in sorted(files):
+            tar.add(os.path.realpath(path), arcname=f"files{path}")
+    _build(client, tag, context)
+    return tag
+
+
 # -- start -------------------------------------------------------------------------------------------------
 
 def _write_private(directory: str, name: str, text: str) -> str:
@@ -109,17 +159,20 @@ def _write_private(directory: str, name: str, text: str) -> str:
     return path
 
 
-def _dockerd_command(index: int, prefix: str, tls: bool) -> list[str]:
+def _dockerd_command(index: int, prefix: str, tls: bool, subnet: str) -> list[str]:
     command = ["dockerd", "--storage-driver=vfs", "-H", "unix:///var/run/docker.sock",
                # the nodes share the host's cgroup tree: keep each node's containers under a parent of its own
-               f"--cgroup-parent=/{prefix}-node{index}"]
+               f"--cgroup-parent=/{prefix}-node{index}",
+               # a test registry on the nodes' network serves plain HTTP, as the loopback one does on the host
+               f"--insecure-registry={subnet}"]
     if tls:
         command += ["-H", f"tcp://0.0.0.0:{TLS_PORT}", "--tlsverify", "--tlscacert=/certs/ca.pem",
                     "--tlscert=/certs/server-cert.pem", "--tlskey=/certs/server-key.pem"]
     return command
 
 
-def _start_node(client: docker.DockerClient, image: str, prefix: str, index: int, network: str, certs: str):
+def _start_node(client: docker.DockerClient, image: str, prefix: str, index: int, network: str, certs: str,
+                subnet: str):
     manager = index == 1
     volume = client.volumes.create(f"{prefix}-node{index}-docker", labels={LABEL: prefix})
     mounts = [docker.types.Mount("/var/lib/docker", volume.name, type="volume")]
@@ -131,7 +184,7 @@ def _start_node(client: docker.DockerClient, image: str, prefix: str, index: int
     # `--security-opt systempaths=unconfined` of the CLI: the engine masks no /proc or /sys path
     host_config.update(MaskedPaths=[], ReadonlyPaths=[])
     created = client.api.create_container(
-        image, _dockerd_command(index, prefix, manager), name=f"{prefix}-node{index}", hostname=f"node{index}",
+        image, _dockerd_command(index, prefix, manager, subnet), name=f"{prefix}-node{index}", hostname=f"node{index}",
         labels={LABEL: prefix}, host_config=host_config, ports=[TLS_PORT] if manager else None)
     client.api.start(created["Id"])
     return client.containers.get(created["Id"])
@@ -192,8 +245,10 @@ def start_swarm(client: docker.DockerClient, prefix: str, work: str, progress=pr
     for name, text in (("ca.pem", pems.ca), ("server-cert.pem", pems.server_cert),
                        ("server-key.pem", pems.server_key)):
         _write_private(certs, name, text)
-    network = client.networks.create(f"{prefix}-swarm", driver="bridge", labels={LABEL: prefix}).name
-    nodes = [_start_node(client, image, prefix, i, network, certs) for i in range(1, NODES + 1)]
+    created = client.networks.create(f"{prefix}-swarm", driver="bridge", labels={LABEL: prefix})
+    created.reload()
+    network, subnet = created.name, created.attrs["IPAM"]["Config"][0]["Subnet"]
+    nodes = [_start_node(client, image, prefix, i, network, certs, subnet) for i in range(1, NODES + 1)]
     deadline = time.monotonic() + START_TIMEOUT
     tar_path = os.path.join(work, "busybox.tar")
     with open(tar_path, "wb") as tar:
@@ -205,7 +260,7 @@ def start_swarm(client: docker.DockerClient, prefix: str, work: str, progress=pr
     addresses = [node.attrs["NetworkSettings"]["Networks"][network]["IPAddress"] for node in nodes]
     port = nodes[0].attrs["NetworkSettings"]["Ports"][f"{TLS_PORT}/tcp"][0]["HostPort"]
     swarm = Swarm(f"tcp://127.0.0.1:{port}", pems.ca, pems.client_cert, pems.client_key, nodes, addresses,
-                  network, busybox)
+                  network, busybox, subnet=subnet)
     swarm.docker(0, "swarm", "init", "--advertise-addr", addresses[0])
     token = swarm.docker(0, "swarm", "join-token", "-q", "worker").strip()
     _in_parallel(lambda i: swarm.docker(i, "swarm", "join", "--token", token, f"{addresses[0]}:2377"),

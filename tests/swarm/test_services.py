@@ -8,87 +8,21 @@ IPVS, so the driver's routing-mesh probe finds no mesh and publishes in host mod
 
 from __future__ import annotations
 
-import io
 import json
-import os
-import tarfile
 import time
 import uuid
 
 import httpx
-import pytest
 
-from tests.conftest import start_server, stop_server
-from tests.deployments.conftest import component, deploy, new_user, parameters, start, wait_state
-from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
-from tests.support.swarm import _load_image
+from tests.deployments.conftest import component, deploy, parameters, start, wait_state
 
-WEB_TAG = "dockyard-test/swarm-httpd:1"
-# each task answers /hostname with its own container's host name
-WEB_DOCKERFILE = f"""FROM {BUSYBOX_TAG}
-CMD ["httpd", "-f", "-p", "8080", "-h", "/etc"]
-""".encode()
+from .helpers import node_containers
+
 PORT = 18181
 
 
-@pytest.fixture(scope="module")
-def web_image(swarm, docker_client, tmp_path_factory):
-    """A busybox httpd image, built here and loaded on every node."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", WEB_DOCKERFILE)
-    _build(docker_client, WEB_TAG, context)
-    path = os.path.join(str(tmp_path_factory.mktemp("swarm-web")), "web.tar")
-    with open(path, "wb") as out:
-        for chunk in docker_client.images.get(WEB_TAG).save(named=True):
-            out.write(chunk)
-    for node in swarm.nodes:
-        _load_image(node, path)
-    os.unlink(path)
-    return WEB_TAG
-
-
-@pytest.fixture(scope="module")
-def server(swarm, tmp_path_factory):
-    live = start_server(tmp_path_factory.mktemp("swarm-services"),
-                        # the sweep sees what the manager raises no event for (a task's change)
-                        extra_env={"DOCKYARD_SWARM_PROBE_IMAGE": swarm.image, "DOCKYARD_SWEEP_INTERVAL": "1"})
-    yield live
-    stop_server(live)
-
-
-def wait_job(api, job_id: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    job = api.get(job_id).data
-    while job["state"] not in ("SUCCESS", "FAILED") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        job = api.get(job_id).data
-    return job
-
-
-@pytest.fixture(scope="module")
-def manager(server, swarm):
-    """A user, and the swarm's manager registered and checked with that user's credential."""
-    api, _ = new_user(server)
-    infra = api.add("infrastructure-service", {
-        "template": {"href": "infrastructure-service-template/generic", "subtype": "swarm",
-                     "endpoint": swarm.endpoint}, "name": "test-swarm"}).data["resource-id"]
-    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
-                                               "parent": infra, "ca": swarm.ca, "cert": swarm.cert,
-                                               "key": swarm.key}, "name": "test-swarm"}).data["resource-id"]
-    job = wait_job(api, api.operation(api.get(cred), "check").data["location"])
-    assert job["state"] == "SUCCESS", job
-    assert api.get(infra).data["swarm-manager"] is True
-    return api, cred
-
-
-def node_containers(swarm, dep_id: str) -> dict[str, list[str]]:
-    return {f"node{i + 1}": swarm.docker(i, "ps", "-aq", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
-            for i in range(len(swarm.nodes))}
-
-
 def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing(manager, swarm, web_image):
-    api, cred = manager
+    api, cred, *_ = manager
     module = component(api, web_image, replicas=3, ports=[{"target-port": 8080, "published-port": PORT}],
                        **{"restart-policy": {"condition": "any"}})
     dep_id = deploy(api, module, parent=cred)

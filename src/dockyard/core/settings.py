@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("swarm-probe-image", "busybox:stable", "A busybox-like image (httpd, wget, sh) on a swarm's nodes, "
             "with which Dockyard asks each swarm once whether its routing mesh answers; where the probe cannot "
             "run, services publish in host mode."),
+    Setting("swarm-helper-image", "docker:cli", "An image with sh and the docker CLI on (or pullable by) a "
+            "swarm's nodes: a stop with remove-volumes runs it once on every node to remove the deployment's "
+            "named volumes there."),
     Setting("swarm-start-timeout", 120.0, "Seconds a Swarm service's replicas get to all run before its start "
             "fails.", float),
     Setting("public-hostname", "", "Host name users reach published ports at (the 'hostname' parameter); "

@@ -57,6 +57,7 @@ class EngineInfo:
     swarm: bool = False
     swarm_manager: bool = False
     nodes: int = 0  # the swarm's node count, as its manager knows it (0 on a worker or a plain engine)
+    routing_mesh: bool | None = None  # a manager's: whether its service VIPs and ingress answer (None: not asked)
     message: str = ""
 
 
@@ -192,6 +193,12 @@ class Driver(ABC):
         nothing is left behind and :class:`DriverError` says why (``image-not-found``, ``port-conflict``,
         ``engine-unavailable``, ``registry-auth``, ``start-failed``).
         """
+
+    def update(self, spec: TaskSpec) -> StartResult:
+        """Bring the deployment's running task to ``spec`` (a new image, environment, ports); the same failures
+        as ``start``. This one replaces the task (``start``); a driver that can roll its tasks over without a
+        moment's downtime (a Swarm service with several replicas) does so instead."""
+        return self.start(spec)
 
     @abstractmethod
     def stop(self, deployment_id: str, timeout: float = 10.0) -> None:

@@ -11,12 +11,13 @@ type is not imported here.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from typing import Any
 
 from . import TlsMaterial, get_driver
-from .base import Driver, DriverError
+from .base import Driver, DriverError, EngineInfo
 
 ENGINE_CREDENTIAL = "infrastructure-service-swarm"
 
@@ -40,6 +41,25 @@ def engine_of(services: Any, credential_id: str) -> tuple[dict[str, Any], dict[s
 def driver_for(services: Any, credential_id: str) -> Driver:
     """The driver that speaks to the credential's engine with that credential's TLS material."""
     infra, cred = engine_of(services, credential_id)
+    # a swarm manager (as its last check found it) runs components as services; any other engine, containers
+    return _open(services, infra, cred, "swarm" if infra.get("swarm-manager") else "docker")
+
+
+def check(services: Any, credential_id: str) -> EngineInfo:
+    """Ask the credential's engine what it is; of a swarm manager, also whether its routing mesh answers (the
+    probe, about 16 s where it does not), so that starts use the stored answer instead of probing."""
+    infra, cred = engine_of(services, credential_id)
+    info = _open(services, infra, cred, "docker").check()
+    if not info.swarm_manager:
+        return info
+    from .swarm import SwarmDriver  # here: importing this module imports no engine SDK
+
+    swarm = _open(services, infra, cred, "swarm")
+    assert isinstance(swarm, SwarmDriver)
+    return dataclasses.replace(info, routing_mesh=swarm.probe_routing_mesh())
+
+
+def _open(services: Any, infra: dict[str, Any], cred: dict[str, Any], engine: str) -> Driver:
     tls = None
     if cred.get("cert"):
         ca = cred.get("ca") or ""
@@ -47,11 +67,13 @@ def driver_for(services: Any, credential_id: str) -> Driver:
         tls = TlsMaterial(cert=cred["cert"], key=services.keys.cipher.decrypt(cred.get("key", "")), ca=ca,
                           verify=bool(ca))
     fingerprint = hashlib.sha256(repr(tls).encode() + (tls.key.encode() if tls else b"")).hexdigest()
-    # a swarm manager (as its last check found it) runs components as services; any other engine, containers
-    engine = "swarm" if infra.get("swarm-manager") else "docker"
-    options = {"probe_image": services.settings["swarm-probe-image"],
-               "start_timeout": services.settings["swarm-start-timeout"]} if engine == "swarm" else {}
-    key = (infra["endpoint"], fingerprint, engine)
+    options: dict[str, Any] = {}
+    if engine == "swarm":
+        options = {"probe_image": services.settings["swarm-probe-image"],
+                   "helper_image": services.settings["swarm-helper-image"],
+                   "start_timeout": services.settings["swarm-start-timeout"],
+                   "routing_mesh": infra.get("swarm-routing-mesh")}
+    key = (infra["endpoint"], fingerprint, engine, options.get("routing_mesh"))
     with _lock:
         driver = _cache.get(key)
         if driver is None:

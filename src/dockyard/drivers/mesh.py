@@ -24,13 +24,19 @@ import docker.types
 
 LABEL = "dockyard.probe"
 _FINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
+_CANNOT_RUN = {"failed", "rejected"}
+
+
+class ProbeFailed(Exception):
+    """The probe's web service could not run (its image is missing on the node, say): no answer either way."""
 
 
 def routing_mesh_answers(api: docker.APIClient, image: str, *, timeout: float = 60.0) -> bool:
     """True when a task reaches another service through its virtual IP; False when the connection fails.
 
     ``api``: a client of a swarm manager. ``image`` must be present on the nodes (nothing is pulled when it
-    is). Raises TimeoutError when the probe's tasks do not finish within ``timeout`` seconds."""
+    is). Raises TimeoutError when the probe's tasks do not finish within ``timeout`` seconds, ProbeFailed
+    at once when its web task cannot run (the image is missing, say)."""
     name = f"dockyard-mesh-probe-{uuid.uuid4().hex[:8]}"
     labels = {LABEL: "routing-mesh"}
     network = api.create_network(name, driver="overlay", labels=labels)["Id"]
@@ -70,6 +76,9 @@ def _wait_task(api: docker.APIClient, service: str, states: set[str], deadline: 
             state = task.get("Status", {}).get("State", "")
             if state in states:
                 return str(state)
+            if state in _CANNOT_RUN:
+                status = task.get("Status", {})
+                raise ProbeFailed(f"the routing-mesh probe's task could not run: {status.get('Err') or state}")
         time.sleep(0.2)
     raise TimeoutError(f"the routing-mesh probe's service {service} did not reach {sorted(states)} in time")
 

@@ -32,20 +32,23 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
+import docker.auth
 import docker.errors
 import docker.types
+import requests
 
 from dockyard.core.time import format_ts, now_ts
 from dockyard.drivers import TlsMaterial
 from dockyard.drivers.base import (
-    CREATED, EXITED, LABEL_DEPLOYMENT, RUNNING, Capabilities, DriverError, EngineEvent, PublishedPort,
+    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, RUNNING, Capabilities, DriverError, EngineEvent, PublishedPort,
     StartResult, StopSignal, TaskSpec, TaskStatus,
 )
 from dockyard.drivers.docker import (
-    DEFAULT_TIMEOUT, ENGINE_TLS, ENGINE_UNAVAILABLE, INVALID_SPEC, NOT_FOUND, START_FAILED, DockerDriver,
-    _closed_on, _epoch, _mount, _ts, _validate,
+    DEFAULT_TIMEOUT, ENGINE_TLS, ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND, INVALID_SPEC, NOT_FOUND, REGISTRY_AUTH,
+    START_FAILED, DockerDriver, _auth_config, _closed_on, _epoch, _mount, _translate, _ts, _validate,
 )
-from dockyard.drivers.mesh import routing_mesh_answers
+from dockyard.drivers.mesh import ProbeFailed, routing_mesh_answers
+from dockyard.drivers.node_jobs import run_on_every_node
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,10 @@ START_TIMEOUT = 120.0  # the swarm-start-timeout setting's default
 REMOVE_TIMEOUT = 30.0  # seconds to wait for a removed service's task containers to go from the nodes
 PROBE_TIMEOUT = 30.0  # seconds the routing-mesh probe may take; a probe that cannot finish means "no mesh"
 POLL = 0.2
+UPDATE_DELAY = 1.0  # seconds between one task's update and the next one's
+UPDATE_MONITOR = 3.0  # seconds an updated task is watched; one that fails within them rolls the update back
+STOP_GRACE = 10.0  # Swarm's default grace period of a stopping task, counted in an update's deadline
+HELPER_TIMEOUT = 60.0  # seconds the volume-removing job may take on the nodes
 LOG_POLL = 1.0  # seconds between two reads of a followed service log (the API's follow cannot be closed)
 
 _TASK_STATES = {"running": RUNNING, "complete": EXITED, "shutdown": EXITED, "failed": EXITED,
@@ -73,10 +80,17 @@ class SwarmDriver(DockerDriver):
 
     def __init__(self, endpoint: str | None = None, tls: TlsMaterial | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, instance: str = "", probe_image: str = "busybox:stable",
-                 start_timeout: float = START_TIMEOUT) -> None:
+                 start_timeout: float = START_TIMEOUT, routing_mesh: bool | None = None,
+                 helper_image: str = "docker:cli") -> None:
+        """``routing_mesh``: the answer of the engine's last check (stored on its infrastructure-service), used
+        instead of a probe; None: probe once in this process when first needed. ``helper_image``: an image
+        with ``sh`` and the ``docker`` CLI, present on (or pullable by) every node, whose one-shot task removes
+        a deployment's named volumes on each node."""
         super().__init__(endpoint, tls, timeout=timeout, instance=instance)
         self.probe_image = probe_image
         self.start_timeout = start_timeout
+        self.known_mesh = routing_mesh
+        self.helper_image = helper_image
 
     # -- Driver verbs -------------------------------------------------------------------------------------
 
@@ -93,6 +107,38 @@ class SwarmDriver(DockerDriver):
             raise
         notes = () if mesh or not spec.ports else (NO_MESH,)
         return StartResult(tasks[0], phases=(("created", created), ("started", now_ts())), tasks=tuple(tasks),
+                           notes=notes)
+
+    def update(self, spec: TaskSpec) -> StartResult:
+        """Roll the deployment's service to ``spec`` in place (new image, environment, ports, replicas), one task
+        at a time, and return once the update completed; a deployment without its service is started anew.
+
+        Swarm's UpdateConfig: parallelism 1, ``UPDATE_DELAY`` between tasks, each new task watched for
+        ``UPDATE_MONITOR`` s, and ``failure_action: rollback``, so a version whose tasks fail leaves the
+        previous one running and the update fails with the engine's message. The order is ``stop-first`` when
+        ports are published in host mode on a fixed port: a node cannot bind that port for the new task while
+        its old one holds it (and with as many replicas as nodes there is no free node to start it on), so
+        each task stops before its successor starts, and the other replicas answer meanwhile. Otherwise
+        (ingress publishing, or ports each node picks) it is ``start-first``: the new task runs before the old
+        one stops. With one replica and a fixed host-mode port that means a moment without an answer; it is
+        still a rolling update (same service, rollback on failure), not a remove and create."""
+        _validate_service(spec)
+        services = self._services(spec.deployment_id)
+        if len(services) != 1 or services[0]["Spec"]["Name"] != spec.name:
+            return self.start(spec)
+        service = services[0]
+        mesh = self.routing_mesh()
+        body = self._service_spec(spec, mesh)
+        # a new ForceUpdate rolls the tasks even when nothing else changed (an update re-pulls and restarts, as
+        # Nuvla's), so every update gets an UpdateStatus of its own to wait for
+        body["TaskTemplate"]["ForceUpdate"] = int(service["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + 1
+        begun = now_ts()
+        self._send_service(self._api()._url("/services/{0}/update", service["ID"]), body, spec,
+                           params={"version": service["Version"]["Index"]})
+        self._wait_updated(spec, service["ID"], (service.get("UpdateStatus") or {}).get("StartedAt", ""))
+        tasks = self._wait_running(spec, service["ID"])
+        notes = () if mesh or not spec.ports else (NO_MESH,)
+        return StartResult(tasks[0], phases=(("created", begun), ("started", now_ts())), tasks=tuple(tasks),
                            notes=notes)
 
     def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
@@ -114,10 +160,46 @@ class SwarmDriver(DockerDriver):
                 time.sleep(POLL)
 
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
-        """Volumes made on the nodes stay: a manager's API reaches only its own node's volumes. A container
-        the deployment got before its engine was known to be a swarm manager goes too."""
+        """Remove the service and wait until its task containers are gone from every node. Named volumes of its
+        mounts were made by each node a task ran on, and the manager's API reaches only its own node's: with
+        ``remove_volumes`` a one-shot global job (``helper_image``) removes them on every node, once no task
+        uses them (a volume another container still uses stays, as ``docker volume rm`` refuses it). A
+        container the deployment got before its engine was known to be a swarm manager goes too."""
+        volumes = self._named_volumes(deployment_id) if remove_volumes else []
         self._remove_services(deployment_id)
         super().destroy(deployment_id, remove_volumes=remove_volumes)
+        if volumes:
+            self.remove_volumes(volumes)
+
+    def remove_volumes(self, names: list[str]) -> dict[str, str]:
+        """Remove the named volumes on every node that has them; node → "" (done) or why not. A node that is
+        down keeps its copies (no task reaches it): they are named in the answer and the log."""
+        script = ('for v in "$@"; do docker volume inspect "$v" >/dev/null 2>&1 || continue; '
+                  'docker volume rm "$v" >/dev/null || exit 1; done')
+        try:
+            outcome = run_on_every_node(self._api(), self.helper_image,
+                                        ["sh", "-c", script, "remove-volumes", *names],
+                                        labels={"dockyard.helper": "remove-volumes", **self._instance_label()},
+                                        docker_socket=True, timeout=HELPER_TIMEOUT)
+        except (TimeoutError, docker.errors.DockerException, requests.RequestException) as exc:
+            outcome = {"every node": f"the volume-removing job failed: {exc}"}
+        kept = {node: why for node, why in outcome.items() if why}
+        if kept:
+            log.warning("volumes %s kept on %s", ", ".join(names),
+                        "; ".join(f"{node} ({why})" for node, why in sorted(kept.items())))
+        return outcome
+
+    def _instance_label(self) -> dict[str, str]:
+        return {LABEL_INSTANCE: self.instance} if self.instance else {}
+
+    def _named_volumes(self, deployment_id: str) -> list[str]:
+        """The named volumes its services mount (anonymous ones go with each task's container)."""
+        names: set[str] = set()
+        for service in self._services(deployment_id):
+            for mount in service["Spec"]["TaskTemplate"].get("ContainerSpec", {}).get("Mounts") or []:
+                if mount.get("Type") == "volume" and mount.get("Source"):
+                    names.add(mount["Source"])
+        return sorted(names)
 
     def inspect(self, deployment_id: str) -> list[TaskStatus]:
         """The service's current tasks (desired to run), running ones first; a service with none left to run
@@ -173,24 +255,30 @@ class SwarmDriver(DockerDriver):
             lines = self.logs(deployment_id, since=last or None)
 
     def events(self, stop: StopSignal, since: str | None = None) -> Iterator[EngineEvent]:
-        """The swarm's service events (create, update, remove) of managed services. A task failing on a
-        worker node raises no event on the manager: the reconciler's sweep sees it."""
+        """The swarm's service events (create, update, remove) of managed services, and for each change of a
+        node (down, up, drained) an event of every managed deployment: its tasks may move. A task failing on
+        a worker node raises no event on the manager: the reconciler's sweep sees it."""
         owners = {s["ID"]: s["Spec"]["Labels"][LABEL_DEPLOYMENT] for s in self._list_services([LABEL_DEPLOYMENT])}
         start = _epoch(since) or datetime.now(timezone.utc).timestamp()
-        stream = self._call("events", since=start, filters={"type": ["service"]}, decode=True)
+        stream = self._call("events", since=start, filters={"type": ["service", "node"]}, decode=True)
         return self._service_events(stream, stop, owners)
 
     def _service_events(self, stream: Any, stop: StopSignal, owners: dict[str, str]) -> Iterator[EngineEvent]:
         with _closed_on(stop, stream):
             for raw in self._stream_until_closed(stream, stop):
-                service_id = str((raw.get("Actor") or {}).get("ID", ""))
-                if service_id not in owners:
-                    owners[service_id] = self._owner(service_id)
                 action = str(raw.get("Action") or "")
-                if owners[service_id] and action:
-                    nanos = raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000
-                    yield EngineEvent(owners[service_id], service_id, action,
-                                      format_ts(datetime.fromtimestamp(nanos / 1e9, timezone.utc)))
+                nanos = raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000
+                when = format_ts(datetime.fromtimestamp(nanos / 1e9, timezone.utc))
+                actor = str((raw.get("Actor") or {}).get("ID", ""))
+                if raw.get("Type") == "node":
+                    for service in self._list_services([LABEL_DEPLOYMENT]):
+                        yield EngineEvent(service["Spec"]["Labels"][LABEL_DEPLOYMENT], service["ID"],
+                                          f"node-{action}", when)
+                    continue
+                if actor not in owners:
+                    owners[actor] = self._owner(actor)
+                if owners[actor] and action:
+                    yield EngineEvent(owners[actor], actor, action, when)
         if not stop.is_set():
             raise DriverError(f"The Docker engine at {self.endpoint} closed its event stream.",
                               reason=ENGINE_UNAVAILABLE, recoverable=True)
@@ -223,23 +311,37 @@ class SwarmDriver(DockerDriver):
     # -- the routing mesh ---------------------------------------------------------------------------------
 
     def routing_mesh(self) -> bool:
-        """Whether this swarm's service virtual IPs (and ingress ports) answer; asked once per engine."""
+        """Whether this swarm's service virtual IPs (and ingress ports) answer: as the engine's last check found
+        (``known_mesh``), else probed once per engine in this process (a probe that cannot run counts as no
+        mesh: host-mode ports work either way)."""
+        if self.known_mesh is not None:
+            return self.known_mesh
         with _mesh_lock:
             if self.endpoint not in _mesh:
-                try:
-                    _mesh[self.endpoint] = routing_mesh_answers(self._api(), self.probe_image,
-                                                                timeout=PROBE_TIMEOUT)
-                except (TimeoutError, docker.errors.DockerException) as exc:
-                    log.warning("the routing-mesh probe of %s could not run (%s): services publish in host "
-                                "mode there", self.endpoint, exc)
-                    _mesh[self.endpoint] = False
-                log.info("swarm %s: routing mesh %s", self.endpoint,
-                         "answers" if _mesh[self.endpoint] else "does not answer; host-mode ports, dnsrr")
+                _mesh[self.endpoint] = bool(self.probe_routing_mesh())
             return _mesh[self.endpoint]
+
+    def probe_routing_mesh(self) -> bool | None:
+        """Ask the swarm now (``mesh.routing_mesh_answers``; about 16 s where the mesh is dead); None when the
+        probe cannot run (its image missing on the nodes, say)."""
+        try:
+            answers = routing_mesh_answers(self._api(), self.probe_image, timeout=PROBE_TIMEOUT)
+        except (TimeoutError, ProbeFailed, docker.errors.DockerException, requests.RequestException) as exc:
+            log.warning("the routing-mesh probe of %s could not run (%s): services publish in host mode there",
+                        self.endpoint, exc)
+            return None
+        log.info("swarm %s: routing mesh %s", self.endpoint,
+                 "answers" if answers else "does not answer; host-mode ports, dnsrr")
+        return answers
 
     # -- services of a deployment -------------------------------------------------------------------------
 
     def _create_service(self, spec: TaskSpec, mesh: bool) -> str:
+        created = self._send_service(self._api()._url("/services/create"), self._service_spec(spec, mesh), spec)
+        return str(created["ID"])
+
+    def _service_spec(self, spec: TaskSpec, mesh: bool) -> dict[str, Any]:
+        """The Engine API's ServiceSpec of ``spec`` (the module docstring's table)."""
         labels = self._labels(spec)
         container = docker.types.ContainerSpec(
             spec.image, command=list(spec.command) if spec.command is not None else None,
@@ -251,18 +353,37 @@ class SwarmDriver(DockerDriver):
         mode = "ingress" if mesh else "host"
         ports = [{"TargetPort": p.target, "Protocol": p.protocol, "PublishMode": mode,
                   **({"PublishedPort": p.published} if p.published else {})} for p in spec.ports]
-        endpoint = docker.types.EndpointSpec(mode="vip" if mesh else "dnsrr", ports=ports or None)
-        if not ports:
-            endpoint = docker.types.EndpointSpec(mode="vip" if mesh else "dnsrr")
+        endpoint: dict[str, Any] = {"Mode": "vip" if mesh else "dnsrr", **({"Ports": ports} if ports else {})}
+        fixed_host_port = not mesh and any(p.published for p in spec.ports)
+        rolling = {"Parallelism": 1, "Delay": _nanos(UPDATE_DELAY), "Monitor": _nanos(UPDATE_MONITOR),
+                   "FailureAction": "rollback", "MaxFailureRatio": 0.0,
+                   "Order": "stop-first" if fixed_host_port else "start-first"}
+        return {"Name": spec.name, "Labels": labels, "TaskTemplate": dict(template),
+                "Mode": {"Replicated": {"Replicas": spec.replicas}}, "EndpointSpec": endpoint,
+                "UpdateConfig": rolling, "RollbackConfig": {**rolling, "FailureAction": "pause"}}
+
+    def _send_service(self, url: str, body: dict[str, Any], spec: TaskSpec,
+                      params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST a service's spec with ``spec.registry_auth`` as ``X-Registry-Auth``: the manager resolves the
+        image with it and hands it to the nodes that pull. (The SDK's create/update_service send only the
+        client's own login configs.)"""
+        auth = _auth_config(spec.registry_auth)
+        headers = {"X-Registry-Auth": docker.auth.encode_header(auth)} if auth else {}
         try:
-            created = self._call("create_service", template, name=spec.name, labels=labels,
-                                 mode=docker.types.ServiceMode("replicated", spec.replicas), endpoint_spec=endpoint)
+            response = self._call("_post_json", url, data=body, headers=headers, params=params or {})
+            try:
+                answer: dict[str, Any] = self._api()._result(response, json=True)
+            except docker.errors.APIError as exc:
+                raise _translate(exc, self.endpoint) from exc
         except DriverError as err:
             if err.reason in (INVALID_SPEC, ENGINE_UNAVAILABLE, ENGINE_TLS):
                 raise
-            raise DriverError(f"Service '{spec.name}' could not be created: {err.message}",
+            verb = "updated" if params else "created"
+            raise DriverError(f"Service '{spec.name}' could not be {verb}: {err.message}",
                               reason=START_FAILED) from err
-        return str(created["ID"])
+        for warning in answer.get("Warnings") or []:
+            log.info("swarm %s, service %s: %s", self.endpoint, spec.name, warning)
+        return answer
 
     def _resources(self, spec: TaskSpec) -> docker.types.Resources | None:
         if spec.cpus is None and spec.memory_mib is None:
@@ -276,22 +397,47 @@ class SwarmDriver(DockerDriver):
         """The service's tasks once ``replicas`` of them run; a task that failed or was rejected with a
         restart policy of none fails the start at once, otherwise its error is reported at the deadline."""
         deadline = time.monotonic() + self.start_timeout
-        error = ""
+        failed: dict[str, Any] | None = None
         while True:
             tasks = self._tasks(service_id)
             running = [t for t in tasks if t["Status"]["State"] == "running" and t.get("DesiredState") == "running"]
-            failed = [t for t in tasks if t["Status"]["State"] in _FAILED]
-            if failed:
-                error = failed[-1]["Status"].get("Err") or failed[-1]["Status"].get("Message", "")
-                if spec.restart.condition == "none":
-                    break
+            failed = next((t for t in reversed(tasks) if t["Status"]["State"] in _FAILED), failed)
+            if failed is not None and spec.restart.condition == "none":
+                break
             if len(running) >= spec.replicas:
                 return self.inspect(spec.deployment_id)
             if time.monotonic() > deadline:
                 break
             time.sleep(POLL)
-        why = error or f"{len(running)} of {spec.replicas} replicas run after {self.start_timeout:g} s"
-        raise DriverError(f"Service '{spec.name}' did not start: {why}", reason=START_FAILED)
+        if failed is not None:
+            raise _task_error(spec, failed, self._nodes())
+        raise DriverError(f"Service '{spec.name}' did not start: {len(running)} of {spec.replicas} replicas run "
+                          f"after {self.start_timeout:g} s", reason=START_FAILED)
+
+    def _wait_updated(self, spec: TaskSpec, service_id: str, before: str) -> None:
+        """Until the update begun after ``before`` (the previous UpdateStatus' StartedAt) completed; one rolled
+        back (or paused) fails with the engine's message once the rollback is over."""
+        deadline = time.monotonic() + self.start_timeout + spec.replicas * (UPDATE_DELAY + UPDATE_MONITOR + STOP_GRACE)
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            try:
+                service = self._call("inspect_service", service_id)
+            except DriverError as err:
+                if err.reason != NOT_FOUND:
+                    raise
+                raise DriverError(f"Service '{spec.name}' was removed while it was being updated.",
+                                  reason=START_FAILED) from err
+            status = service.get("UpdateStatus") or {}
+            state = status.get("State", "") if status.get("StartedAt", "") != before else ""
+            if state == "completed":
+                return
+            if state in ("paused", "rollback_paused", "rollback_completed"):
+                again = "; its previous version runs again" if state == "rollback_completed" else ""
+                raise DriverError(f"Service '{spec.name}' was not updated ({state}): "
+                                  f"{status.get('Message') or 'no reason given'}{again}", reason=START_FAILED)
+            time.sleep(POLL)
+        raise DriverError(f"Service '{spec.name}' was still updating after the deadline "
+                          f"({status.get('State') or 'not begun'}: {status.get('Message', '')})", reason=START_FAILED)
 
     def _list_services(self, labels: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("services", filters={"label": self._scope() + labels})
@@ -353,6 +499,32 @@ def _validate_service(spec: TaskSpec) -> None:
     if spec.restart.condition not in _RESTART:
         raise DriverError(f"Unknown restart condition '{spec.restart.condition}' (none, on-failure, any).",
                           reason=INVALID_SPEC)
+
+
+def _nanos(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+_PULL_FAILED = ("no such image", "pull access denied", "unauthorized", "authentication required",
+                "manifest unknown", "not found")
+
+
+def _task_error(spec: TaskSpec, task: dict[str, Any], nodes: dict[str, tuple[str, str]]) -> DriverError:
+    """Why a task failed, in a user's words: a node that could not pull names the image and its registry."""
+    status = task.get("Status") or {}
+    detail = status.get("Err") or status.get("Message") or status.get("State", "")
+    node = nodes.get(task.get("NodeID", ""), ("", ""))[0] or "a node"
+    if any(marker in detail.lower() for marker in _PULL_FAILED):
+        first = spec.image.split("/", 1)[0]
+        registry = first if "/" in spec.image and ("." in first or ":" in first or first == "localhost") \
+            else "Docker Hub"
+        if spec.registry_auth is None:
+            return DriverError(f"Image '{spec.image}' could not be pulled by {node} from the registry {registry}: "
+                               f"it is not there, or it is private and the deployment gives no credential for "
+                               f"it. ({detail})", reason=IMAGE_NOT_FOUND)
+        return DriverError(f"Image '{spec.image}' could not be pulled by {node} from the registry {registry} with "
+                           f"the credential given. ({detail})", reason=REGISTRY_AUTH)
+    return DriverError(f"Service '{spec.name}' did not start: {detail} (on {node})", reason=START_FAILED)
 
 
 def _task_status(deployment_id: str, service: dict[str, Any], task: dict[str, Any],

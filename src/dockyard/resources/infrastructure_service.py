@@ -36,6 +36,7 @@ SCHEMA = COMMON.extend(
     Attr("swarm-enabled", boolean),
     Attr("swarm-manager", boolean),
     Attr("swarm-nodes", integer(minimum=0)),  # not Nuvla's: the node count the manager reported on check
+    Attr("swarm-routing-mesh", boolean),  # not Nuvla's: whether the manager's routing mesh answered the check
     Attr("online", boolean),
     Attr("capabilities", list_of(string())),
     Attr("default", boolean, server=True),

@@ -44,7 +44,8 @@ def credential_check(ctx: JobContext) -> str:
     if not info.reachable:
         raise ActionFailed(f"the engine does not answer: {info.message}")
     if info.swarm_manager:
-        mesh = "answers" if info.routing_mesh else "does not answer (host-mode ports)"
+        mesh = {True: "answers", False: "does not answer (host-mode ports)",
+                None: "unknown (the probe could not run; see the log)"}[info.routing_mesh]
         return f"engine {info.version} answers; swarm manager of {info.nodes} node(s); routing mesh {mesh}"
     return f"engine {info.version} answers; swarm: {info.swarm}"
 

@@ -1,0 +1,40 @@
+"""What the swarm tests share: waiting for a job, the deployment's objects on each node."""
+
+from __future__ import annotations
+
+import time
+
+NODE_NAMES = ("node1", "node2", "node3")
+
+
+def wait_job(api, job_id: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    job = api.get(job_id).data
+    while job["state"] not in ("SUCCESS", "FAILED") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = api.get(job_id).data
+    return job
+
+
+def node_containers(swarm, dep_id: str) -> dict[str, list[str]]:
+    return {f"node{i + 1}": swarm.docker(i, "ps", "-aq", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
+            for i in range(len(swarm.nodes))}
+
+
+def wait_nothing_on_nodes(swarm, dep_id: str, timeout: float = 30.0) -> None:
+    """No container of the deployment on any node (a node removes a removed task's container a moment later)."""
+    deadline = time.monotonic() + timeout
+    while (found := node_containers(swarm, dep_id)) != {name: [] for name in NODE_NAMES}:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.2)
+
+
+def swarm_objects(swarm, dep_id: str) -> dict[str, list[str]]:
+    """The manager's services, networks, secrets and configs labelled with the deployment (all cluster-wide),
+    and each node's networks."""
+    label = f"label=dockyard.deployment-id={dep_id}"
+    found = {kind: swarm.docker(0, kind, "ls", "-q", "--filter", label).split()
+             for kind in ("service", "secret", "config")}
+    for i in range(len(swarm.nodes)):
+        found[f"node{i + 1} networks"] = swarm.docker(i, "network", "ls", "-q", "--filter", label).split()
+    return found
