@@ -18,6 +18,7 @@ LABEL_JOB = "dockyard.job-id"
 LABEL_COMPONENT = "dockyard.component"
 LABEL_MANAGED = "dockyard.managed"
 LABEL_INSTANCE = "dockyard.instance"  # the Dockyard installation that created it
+LABEL_SERVICE = "dockyard.service"  # a compose application's service, on its containers and swarm services
 
 # task states, in one place (compare nomad's TaskState)
 CREATED = "created"
@@ -48,6 +49,7 @@ class Capabilities:
     logs_follow: bool = True
     events: bool = True
     stats: bool = False  # follow_stats
+    stacks: bool = False  # deploy_stack: compose applications
 
 
 @dataclass(frozen=True)
@@ -230,6 +232,16 @@ class Driver(ABC):
         task stops or is removed (then the iterator ends; a task that is not running yields nothing). Only
         drivers whose ``capabilities.stats`` is true implement it."""
         raise NotImplementedError(f"{type(self).__name__} cannot follow a task's resource use")
+
+    def deploy_stack(self, spec: StackSpec) -> StartResult:
+        """Deploy a compose application: create (or replace) every service of ``spec.compose`` and return once
+        they run. ``tasks`` holds one :class:`TaskStatus` per service container or task, ``name`` the service's;
+        ``status`` is the first that does not run, or the first. Everything made carries the deployment's
+        labels, so ``inspect``, ``stop``, ``destroy``, ``logs`` and ``managed`` work on it as on a task.
+
+        On failure :class:`DriverError` says why, with the CLI's own words. Only drivers whose
+        ``capabilities.stacks`` is true implement it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot deploy compose applications")
 
     def host_address(self) -> str | None:
         """The address at which this engine's containers reach the host (a local bridge's gateway), if any."""

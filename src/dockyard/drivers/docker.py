@@ -52,9 +52,9 @@ import requests.adapters
 from dockyard.core.time import format_ts, now_ts, parse_ts
 from dockyard.drivers import TlsMaterial
 from dockyard.drivers.base import (
-    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, RESTARTING, RUNNING, Capabilities, Driver,
-    DriverError, EngineEvent, EngineInfo, MountSpec, PublishedPort, RegistryAuth, StartResult, StopSignal, TaskSpec,
-    TaskStats, TaskStatus,
+    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE, RESTARTING, RUNNING,
+    Capabilities, Driver, DriverError, EngineEvent, EngineInfo, MountSpec, PublishedPort, RegistryAuth, StackSpec,
+    StartResult, StopSignal, TaskSpec, TaskStats, TaskStatus,
 )
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ _QUIET_EVENTS = ("exec_", "attach", "resize", "top", "archive-path", "extract-to
 class DockerDriver(Driver):
     """A plain Docker engine, local (unix socket) or remote (``tcp://``/``https://`` with a TLS client cert)."""
 
-    capabilities = Capabilities(swarm=False, logs_follow=True, events=True, stats=True)
+    capabilities = Capabilities(swarm=False, logs_follow=True, events=True, stats=True, stacks=True)
 
     def __init__(self, endpoint: str | None = None, tls: TlsMaterial | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, instance: str = "") -> None:
@@ -180,14 +180,24 @@ class DockerDriver(Driver):
             raise
         return StartResult(status, phases=(("pulled", pulled), ("created", created), ("started", started)))
 
+    def deploy_stack(self, spec: StackSpec) -> StartResult:
+        """A compose project, with Debian's ``docker-compose`` (:mod:`.compose`)."""
+        from dockyard.drivers import compose
+
+        return compose.deploy(self, spec)
+
     def stop(self, deployment_id: str, timeout: float = 10.0) -> None:
         for container_id in self._container_ids(deployment_id):
             self._done_if_gone("stop", container_id, timeout=max(0, math.ceil(timeout)))
 
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
         """Anonymous volumes go with their container, whatever ``remove_volumes`` says: no later container can
-        mount them again, so keeping them would only leak them. Named volumes are the user's data and stay."""
+        mount them again, so keeping them would only leak them. Named volumes are the user's data and stay;
+        a compose project's go with ``remove_volumes``, and its networks always (:mod:`.compose`)."""
+        from dockyard.drivers import compose
+
         self._remove_all(deployment_id, volumes=True)
+        compose.remove_resources(self, deployment_id, remove_volumes=remove_volumes)
 
     def inspect(self, deployment_id: str) -> list[TaskStatus]:
         found = []
@@ -201,7 +211,10 @@ class DockerDriver(Driver):
 
     def logs(self, deployment_id: str, *, since: str | None = None, tail: int | None = None,
              timestamps: bool = True) -> list[str]:
-        ids = self._container_ids(deployment_id)
+        containers = self._list([f"{LABEL_DEPLOYMENT}={deployment_id}"])
+        if compose_services := _compose().services_of(containers):  # an application: every service's lines
+            return _compose().logs(self, compose_services, since=since, tail=tail, timestamps=timestamps)
+        ids = [c["Id"] for c in containers]
         if not ids:
             return []
         try:
@@ -215,8 +228,11 @@ class DockerDriver(Driver):
 
     def follow_logs(self, deployment_id: str, stop: StopSignal, *, tail: int | None = 0) -> Iterator[str]:
         """Lines with their engine timestamps, as written; ends when ``stop`` is set, the container is
-        removed, or it exits for good (followed again across restarts)."""
-        ids = self._container_ids(deployment_id)
+        removed, or it exits for good (followed again across restarts). An application's: every service's."""
+        containers = self._list([f"{LABEL_DEPLOYMENT}={deployment_id}"])
+        if compose_services := _compose().services_of(containers):
+            return _compose().follow(self, compose_services, stop, tail=tail)
+        ids = [c["Id"] for c in containers]
         if not ids:
             return iter(())
         stream = self._open_logs(ids[-1], tail=tail)
@@ -501,6 +517,12 @@ class _TlsAdapter(requests.adapters.HTTPAdapter):
         pass  # the context checks the engine's certificate, or (without a CA) does not, as it was made to
 
 
+def _compose() -> Any:
+    from dockyard.drivers import compose
+
+    return compose
+
+
 def _forget(client: docker.APIClient | None) -> None:
     if client is not None:
         client.close()
@@ -677,8 +699,10 @@ def _task_status(deployment_id: str, info: dict[str, Any]) -> TaskStatus:
     status = state.get("Status", "")
     mapped = _STATES.get(status, EXITED)
     error = state.get("Error") or ("out of memory (OOM killed)" if state.get("OOMKilled") else "")
+    labels = (info.get("Config") or {}).get("Labels") or {}
     return TaskStatus(
-        deployment_id=deployment_id, task_id=info["Id"], name=info.get("Name", "").lstrip("/"), state=mapped,
+        deployment_id=deployment_id, task_id=info["Id"], state=mapped,
+        name=labels.get(LABEL_SERVICE) or info.get("Name", "").lstrip("/"),  # an application's: its service
         exit_code=state.get("ExitCode") if mapped in (EXITED, RESTARTING) else None, error=error,
         started_at=_ts(state.get("StartedAt")), finished_at=_ts(state.get("FinishedAt")),
         restart_count=int(info.get("RestartCount") or 0),

@@ -1,8 +1,14 @@
-"""Apps: ``module`` documents (projects and components) with versioned content.
+"""Apps: ``module`` documents (projects, components and compose applications) with versioned content.
 
-Each add or edit that carries ``content`` stores it as a new ``module-component`` document (owned by
-admins) and appends ``{href, author, commit}`` to ``versions``. ``GET module/<uuid>`` answers the meta
-document with the content of the latest version; ``GET module/<uuid>_<n>`` answers version ``n``.
+Each add or edit that carries ``content`` stores it as a new ``module-component`` (or, for an
+``application``, ``module-application``) document owned by admins and appends ``{href, author, commit}`` to
+``versions``. ``GET module/<uuid>`` answers the meta document with the content of the latest version;
+``GET module/<uuid>_<n>`` answers version ``n``.
+
+An ``application`` (Nuvla's, reference §5.1) carries a compose file (``docker-compose``) and needs
+``compatibility`` (``swarm`` or ``docker-compose``). Its ``validate-docker-compose`` action queues a job that
+checks the file (Dockyard's rules and the real compose's) and sets the module's ``valid`` and
+``validation-message``.
 """
 
 from __future__ import annotations
@@ -15,18 +21,21 @@ from ..core import acl as acls
 from ..core import ids
 from ..core.authn import ADMIN, USER
 from ..core.errors import BadRequest, Conflict, Forbidden, ValidationError
+from . import job as jobs
 from ..core.time import now_ts
 from ..store.db import Tx
 from .attributes import (COMMON, Attr, Invalid, Schema, any_map, anything, boolean, described, href, integer,
-                         list_of, nested, number, one_of, string, text)
-from .base import Ctx, ResourceType
+                         json_schema, list_of, nested, number, one_of, string, text)
+from .base import Action, Ctx, ResourceType, Reply
 from .private_registry import check_app as check_registries
 
 PATH_RE = r"^[a-zA-Z0-9][\w.-]*(/[a-zA-Z0-9][\w.-]*)*$"
 ENV_NAME_RE = re.compile(r"^[a-zA-Z_]+[a-zA-Z0-9_]*$")
 SUBTYPES = ("project", "component", "application", "application_kubernetes", "application_helm",
             "applications_sets")
-CONTENT_TYPES = {"component": "module-component"}
+CONTENT_TYPES = {"component": "module-component", "application": "module-application"}
+FILE_NAME_RE = r"^[\w.-]+$"
+COMPOSE_FILE = "docker-compose.yaml"  # where the application's file is written; no app file may take its name
 NO_PROJECT_CONTENT = "Project should not have content attribute!"
 
 
@@ -131,6 +140,49 @@ COMPONENT = COMMON.extend(
     Attr("readiness", nested(READINESS)),
 )
 
+@described({"type": "string", "pattern": FILE_NAME_RE, "description": "a file name, written beside the compose file"})
+def _file_name(value: Any) -> Any:
+    string(pattern=FILE_NAME_RE, max_len=255)(value)
+    if set(value) == {"."}:
+        raise Invalid("must name a file, not '.' or '..'")
+    if value == COMPOSE_FILE:
+        raise Invalid(f"must not be '{COMPOSE_FILE}' (the application's compose file is written there)")
+    return value
+
+
+FILE = Schema((
+    Attr("file-name", _file_name, required=True),
+    Attr("file-content", text(1 << 20), required=True),
+))
+
+
+def _distinct_files(value: Any) -> Any:
+    files = list_of(nested(FILE), min_len=1, max_len=100)(value)
+    names = [f["file-name"] for f in files]
+    if len(set(names)) != len(names):
+        raise Invalid("must not name a file twice")
+    return files
+
+
+# Nuvla's module-application: a compose file and what a component has beside its container's settings
+APPLICATION = COMMON.extend(
+    Attr("author", string(), required=True),
+    Attr("commit", text(10000)),
+    Attr("architectures", list_of(one_of("amd64", "arm64", "arm/v6", "arm/v7", "386", "ppc64le", "s390x"),
+                                  min_len=1, distinct=True)),
+    Attr("docker-compose", string(max_len=1 << 20), required=True, indexed=False),
+    Attr("files", described(json_schema(list_of(nested(FILE), min_len=1, max_len=100)))(_distinct_files),
+         indexed=False),
+    Attr("urls", list_of(_url_pair, max_len=100)),
+    Attr("environmental-variables", list_of(nested(ENV_VAR), min_len=1, max_len=1000)),
+    Attr("output-parameters", list_of(nested(OUTPUT_PARAMETER), max_len=1000)),
+    Attr("private-registries", list_of(href("infrastructure-service"), min_len=1, distinct=True)),
+    Attr("registries-credentials", list_of(string(nonblank=False), min_len=1)),
+    Attr("requires-user-rights", boolean),
+    Attr("minimum-requirements", any_map),
+)
+CONTENT_SCHEMAS = {"module-component": COMPONENT, "module-application": APPLICATION}
+
 SCHEMA = COMMON.extend(
     Attr("path", string(pattern=PATH_RE, max_len=1000), required=True),
     Attr("parent-path", string(nonblank=False), server=True),
@@ -171,10 +223,21 @@ def content_of(tx: Tx, doc: dict[str, Any], version: int | None = None) -> dict[
     return {k: v for k, v in content.items() if k not in ("resource-type", "acl", "operations")}
 
 
+def validate_docker_compose(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    """As Nuvla: a job checks the application's compose file and sets ``valid`` and ``validation-message``."""
+    with ctx.write() as tx:
+        job = jobs.create(ctx, tx, "validate-docker-compose", split_version(doc["id"])[0],
+                          acl=jobs.job_acl(ctx.authn.active_claim or ADMIN), priority=50)
+    return Reply(202, {"status": 202, "message": f"validating {doc['id']} with async {job['id']}",
+                       "resource-id": doc["id"], "location": job["id"]}, {"Location": job["id"]})
+
+
 class Module(ResourceType):
     name = "module"
     schema = SCHEMA
     collection_acl = {"query": [USER], "add": [USER]}
+    actions = (Action("validate-docker-compose", validate_docker_compose,
+                      available=lambda doc: doc.get("subtype") == "application"),)
 
     def load(self, tx: Tx, rid: str, *, for_update: bool = False) -> dict[str, Any] | None:
         base, version = split_version(rid)
@@ -191,6 +254,7 @@ class Module(ResourceType):
         return doc
 
     def before_add(self, ctx: Ctx, tx: Tx, doc: dict[str, Any]) -> None:
+        _check_compatibility(doc)
         self._check_path(ctx, tx, doc)
         if tx.find_one("module", "path", doc["path"]) is not None:
             raise Conflict(f"path '{doc['path']}' already exist", doc["id"])
@@ -207,6 +271,7 @@ class Module(ResourceType):
     def before_edit(self, ctx: Ctx, tx: Tx, old: dict[str, Any], new: dict[str, Any]) -> None:
         if split_version(old["id"])[1] is not None:
             raise BadRequest("edit the module itself, not one of its versions")
+        _check_compatibility(new)
         if new["path"] != old["path"]:
             self._check_path(ctx, tx, new)
             other = tx.find_one("module", "path", new["path"])
@@ -259,7 +324,7 @@ class Module(ResourceType):
         ts = now_ts()
         content.update({"id": ids.new_id(content_type), "resource-type": content_type, "created": ts,
                         "updated": ts, "acl": {"owners": [ADMIN]}})
-        out, problems = COMPONENT.problems(content)
+        out, problems = CONTENT_SCHEMAS[content_type].problems(content)
         problems += readiness_problems(out) if not problems else []
         if problems:
             raise ValidationError(doc["id"], "\n".join(f"content: {p}" for p in problems))
@@ -270,6 +335,13 @@ class Module(ResourceType):
         if out.get("commit"):
             entry["commit"] = out["commit"]
         doc["versions"].append(entry)
+
+
+def _check_compatibility(doc: dict[str, Any]) -> None:
+    """As Nuvla: an application says what it was written for, a swarm stack or a compose project."""
+    if doc.get("subtype") == "application" and not doc.get("compatibility"):
+        raise ValidationError(doc.get("id", "module"), "missing required attribute 'compatibility' (an "
+                              "application is written for 'swarm' or 'docker-compose')")
 
 
 def readiness_problems(content: dict[str, Any]) -> list[str]:
@@ -293,6 +365,16 @@ def readiness_problems(content: dict[str, Any]) -> list[str]:
 def host_architecture() -> str:
     machine = platform.machine().lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, "amd64")
+
+
+class ModuleApplication(ResourceType):
+    """The stored content of each application version; read through its module."""
+
+    name = "module-application"
+    schema = APPLICATION
+    collection_acl = {"query": [ADMIN], "add": [ADMIN]}
+    editable = False
+    log_events = False
 
 
 class ModuleComponent(ResourceType):

@@ -6,7 +6,7 @@ from . import credential, group, infrastructure_service, session, user
 from .deployment import Deployment
 from .deployment_parameter import DeploymentParameter
 from .job import Job
-from .module import Module, ModuleComponent
+from .module import Module, ModuleApplication, ModuleComponent
 from .resource_log import ResourceLog
 from .base import ResourceType
 from .data_object import DataObject
@@ -30,6 +30,7 @@ def all_types() -> dict[str, ResourceType]:
         infrastructure_service.InfrastructureService(),
         Module(),
         ModuleComponent(),
+        ModuleApplication(),
         Deployment(),
         DeploymentParameter(),
         ResourceLog(),
