@@ -113,6 +113,28 @@ class TaskSpec:
 
 
 @dataclass(frozen=True)
+class StackSpec:
+    """What to run for one deployment of a compose application: a compose project on one engine, or a stack on
+    a swarm manager (Nuvla's ``application`` module).
+
+    ``compose`` is the file as the engine's CLI gets it: the caller has already put the deployment's labels
+    (:data:`LABEL_SERVICE` naming each service), environment names and mounts in every service. A variable the
+    file lists without a value (``environment: [NUVLA_API_KEY]``) takes it from ``env``, the CLI process's
+    environment, as does ``${NUVLA_...}`` interpolation: values (the API secret among them) never go into the
+    file. The driver may rewrite what depends on its engine (published ports).
+    """
+
+    deployment_id: str  # deployment/<uuid>
+    project: str  # the compose project or stack name: the deployment's uuid, as Nuvla
+    compose: str  # the compose file's text
+    env: tuple[tuple[str, str], ...] = ()
+    files: tuple[tuple[str, str], ...] = ()  # (file name, content), written next to the compose file
+    registry_auths: tuple[RegistryAuth, ...] = ()
+    compatibility: str = "docker-compose"  # docker-compose | swarm (what the app was written for)
+    publish_ip: str = ""  # host address a single engine's ports bind to when the file names none; "" for all
+
+
+@dataclass(frozen=True)
 class PublishedPort:
     protocol: str
     target: int
