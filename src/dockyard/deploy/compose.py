@@ -62,7 +62,7 @@ def problems(text: str, compatibility: str = "docker-compose") -> list[str]:
 
 
 def blocking(text: str) -> list[str]:
-    """What no engine could run: not YAML, no services, a service without an image."""
+    """What no engine could run: not YAML, no services, a service without an image or of the wrong shape."""
     try:
         doc = load(text)
     except yaml.YAMLError as exc:
@@ -70,7 +70,7 @@ def blocking(text: str) -> list[str]:
     found = _structure(doc)
     if not found:
         for name, service in doc["services"].items():
-            found += [p for p in _service_problems(str(name), service) if "image" in p or "a map" in p]
+            found += _service_problems(str(name), service)
     return found
 
 
@@ -176,3 +176,64 @@ def _with_labels(given: Any, ours: dict[str, str]) -> dict[str, str]:
 
 def _volume(mount: MountSpec) -> str:
     return f"{mount.source}:{mount.target}:ro" if mount.read_only else f"{mount.source}:{mount.target}"
+
+
+# -- what an application may do on the engine Dockyard runs on ----------------------------------------------------
+
+# service keys that reach the host or other accounts' containers (``deploy.mounts`` for a component's mounts)
+HOST_KEYS = ("privileged", "cap_add", "devices", "device_cgroup_rules", "security_opt", "userns_mode",
+             "cgroup_parent", "volumes_from", "sysctls", "isolation", "runtime")
+SHARED_MODES = ("network_mode", "pid", "ipc", "uts")
+
+
+def host_reach(text: str) -> str | None:
+    """How the file could reach the host or another account's containers, volumes or networks on a shared
+    engine, in words naming the service and key; None when it cannot (``deploy.mounts`` explains the rule)."""
+    doc = load(text)
+    for name, service in doc["services"].items():
+        for key in HOST_KEYS:
+            if key in service:
+                return f"service '{name}' sets '{key}'"
+        for key in SHARED_MODES:
+            value = str(service.get(key) or "")
+            if value == "host" or value.startswith("container:"):
+                return f"service '{name}' sets '{key}: {value}'"
+        for volume in service.get("volumes") or []:
+            problem = _volume_reach(volume)
+            if problem:
+                return f"service '{name}': volume '{volume}' {problem}"
+        for key in ("env_file", "extends"):
+            for path in _paths(service.get(key)):
+                if path.startswith(("/", "~")) or ".." in path.split("/"):
+                    return f"service '{name}': '{key}' reads '{path}', outside the app's own files"
+    for kind in DECLARED:
+        for key, item in (doc.get(kind) or {}).items():
+            item = item if isinstance(item, dict) else {}
+            for attr in ("external", "name", "driver", "driver_opts"):
+                if item.get(attr):
+                    return f"{kind[:-1]} '{key}' sets '{attr}'"
+            path = str(item.get("file") or "")
+            if path.startswith(("/", "~")) or ".." in path.split("/"):
+                return f"{kind[:-1]} '{key}' reads '{path}', outside the app's own files"
+    return None
+
+
+def _volume_reach(volume: Any) -> str | None:
+    if isinstance(volume, dict):
+        if volume.get("type", "volume") not in ("volume", "tmpfs"):
+            return f"is of type '{volume.get('type')}'"
+        return None
+    source = str(volume).split(":", 1)[0] if ":" in str(volume) else ""
+    if source.startswith(("/", ".", "~")):
+        return f"uses the host path '{source}'"
+    return None
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, dict) and value.get("file"):
+        return [str(value["file"])]
+    return []

@@ -35,7 +35,7 @@ from ..resources.deployment_parameter import DEPLOYMENT_ROLE, of_deployment
 from ..resources.module import split_version
 from ..resources.session import end_sessions
 from ..store.db import Tx
-from . import data, readiness
+from . import compose, data, readiness
 from .mounts import check_mounts
 
 log = logging.getLogger("dockyard.deployments")
@@ -166,8 +166,21 @@ def new_api_key(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> dict[str, str]:
     return {"api-key": cred["id"], "api-secret": ctx.services.keys.cipher.encrypt(secret)}
 
 
+def _check_application(doc: dict[str, Any]) -> list[str] | None:
+    """An application's file must be one an engine can run (a 400 naming what is wrong, before any job);
+    its services' images, for the registry pre-flight. None for a component."""
+    if doc["module"].get("subtype") != "application":
+        return None
+    text = doc["module"].get("content", {}).get("docker-compose") or ""
+    found = compose.blocking(text)
+    if found:
+        raise BadRequest(f"the application's compose file cannot run: {'; '.join(found)}", doc["id"])
+    return compose.images_of(text)
+
+
 def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
-    private_registry.preflight(ctx, doc)  # asks the registry: before the write, which must stay short
+    images = _check_application(doc)
+    private_registry.preflight(ctx, doc, images)  # asks the registry: before the write, which must stay short
     with ctx.write() as tx:
         current = _locked(tx, doc, "start")
         if current["state"] == STOPPED:
@@ -203,6 +216,7 @@ def stop(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any
 
 
 def update(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, Any]) -> Reply:
+    _check_application(doc)  # fetch-module may have brought another version of the file
     with ctx.write() as tx:
         current = _locked(tx, doc, "update")
         check_mounts(ctx, tx, current)  # fetch-module may have brought a version with new mounts

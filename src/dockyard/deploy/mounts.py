@@ -13,6 +13,10 @@ volumes are one namespace for everyone. So, on such an engine:
   two accounts naming ``data`` get two volumes and no name reaches another account's (or the host's own)
   volume. Naming the engine's form directly is refused (403 naming the volume).
 
+A compose application (its file) is held to the same rule there: no bind mounts, host namespaces, devices,
+privileges or files outside its own, and no external (or explicitly named) volumes and networks, which would
+reach other deployments' (``deploy.compose.host_reach``).
+
 Remote engines are the users' own machines, reached with their own TLS keys, and keep Nuvla's freedom:
 names as given, any options.
 """
@@ -26,6 +30,7 @@ from typing import Any
 from ..core.errors import Forbidden
 from ..store.db import Tx
 from ..resources.base import Ctx
+from . import compose
 
 LOCAL_SCHEME = "unix://"
 VOLUME_PREFIX = "dy-"
@@ -51,6 +56,13 @@ def check_mounts(ctx: Ctx, tx: Tx, dep: dict[str, Any]) -> None:
     if not is_local(str(infra.get("endpoint", ""))):
         return
     where = infra.get("name") or infra.get("id")
+    if dep["module"].get("subtype") == "application" and not ctx.authn.is_admin:
+        problem = compose.host_reach(dep["module"]["content"]["docker-compose"])
+        if problem:
+            raise Forbidden(f"{problem}: on {where}, the machine Dockyard runs on, only an administrator may let "
+                            "an application reach host paths, devices, the host's namespaces or what other "
+                            "deployments made; use plain services and volumes, or an engine of your own",
+                            dep["id"])
     for mount in dep["module"].get("content", {}).get("mounts") or []:
         source = str(mount.get("source") or "")
         if mount.get("mount-type") == "volume" and _ENGINE_FORM.match(source):

@@ -5,6 +5,10 @@ container is gone or exited is in ERROR, with the reason; one in ERROR whose con
 STARTED; an engine that does not answer puts its STARTED deployments in ERROR with the task state
 ``unreachable``, and when it answers again what it says of each replaces that. The ``task`` summary and the
 parameters ``current.state``, ``restart.number`` and ``restart.exit.code`` follow the engine.
+
+A compose application is judged by its services (``deploy.services.headline``): one service container that
+exited, or a service the start ran that has no container left, puts it in ERROR naming the service; once every
+service runs again it is STARTED. Its ``<service>.<param>`` parameters follow each service.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from ..resources import deployment as deployments
 from ..resources.base import Ctx
 from ..resources.deployment_parameter import upsert
 from ..store.db import Tx
+from . import services as app_services
 from .contract import node_id
 
 WATCHED = frozenset({deployments.STARTED, deployments.ERROR})  # the states the engine's view may change
@@ -39,23 +44,24 @@ def task_summary(status: Any) -> dict[str, Any]:
 
 def observed(dep: dict[str, Any], tasks: list[TaskStatus]) -> dict[str, Any] | None:
     """What the engine's ``tasks`` of ``dep`` change in it (fields for ``deployment.set_fields``), or None."""
-    status = tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
+    application = app_services.is_application(dep)
+    status = _status(dep, tasks)
     fields: dict[str, Any] = {"task": task_summary(status)}
-    if status.node:  # a Swarm service: a replica lost or added changes it too (and so its parameters)
-        fields["task"]["replicas"] = f"{sum(1 for t in tasks if t.state == RUNNING)}/{len(tasks)}"
+    if status.node or application:  # a replica or service lost or added changes it too (and its parameters)
+        fields["task"]["replicas"] = app_services.running(tasks)
     before = dep.get("task", {}).get("state")
     if dep["state"] == deployments.STARTED and status.state in (EXITED, MISSING):
         fields["state"] = deployments.ERROR
-        fields["status_message"] = why(status)
+        fields["status_message"] = why(status, application)
     elif dep["state"] == deployments.ERROR and status.state in (RUNNING, RESTARTING) \
             and before in (EXITED, MISSING, RESTARTING, UNREACHABLE):
         fields["state"] = deployments.STARTED
-        fields["status_message"] = "the container runs again"
+        fields["status_message"] = "its services run again" if application else "the container runs again"
     elif dep["state"] == deployments.ERROR and status.state in (EXITED, MISSING) and before == UNREACHABLE:
-        fields["status_message"] = why(status)  # the engine is back, and says what became of it
+        fields["status_message"] = why(status, application)  # the engine is back, and says what became of it
     elif dep["state"] == deployments.ERROR and status.state == MISSING and before not in (None, MISSING):
         # `docker rm -f` is seen as die then destroy: the last word is that the container is gone
-        fields["status_message"] = why(status)
+        fields["status_message"] = why(status, application)
     if not _changed(dep.get("task", {}), fields["task"]) and "state" not in fields:
         return None
     return fields
@@ -69,13 +75,23 @@ def unreachable(message: str) -> dict[str, Any]:
 
 def parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: list[TaskStatus]) -> None:
     """The engine's view as parameters, written with the deployment's own change."""
-    status = tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
+    status = _status(dep, tasks)
     node = node_id(dep)
     upsert(ctx, tx, dep, "current.state", status.state, node_id=node)
     upsert(ctx, tx, dep, "restart.number", str(status.restart_count), node_id=node)
     if status.exit_code is not None and status.state != RUNNING:
         upsert(ctx, tx, dep, "restart.exit.code", str(status.exit_code), node_id=node)
-    service_parameters(ctx, tx, dep, tasks)
+    if app_services.is_application(dep):
+        app_services.write(ctx, tx, dep, tasks)
+    else:
+        service_parameters(ctx, tx, dep, tasks)
+
+
+def _status(dep: dict[str, Any], tasks: list[TaskStatus]) -> TaskStatus:
+    """The task that decides: an application's worst service (``deploy.services.headline``), else the first."""
+    if app_services.is_application(dep):
+        return app_services.headline(dep, tasks)
+    return tasks[0] if tasks else TaskStatus(dep["id"], "", "", MISSING)
 
 
 def service_parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[TaskStatus]) -> None:
@@ -100,7 +116,9 @@ def service_parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[Ta
                description=f"mapping for {port.protocol} port {port.target}")
 
 
-def why(status: TaskStatus) -> str:
+def why(status: TaskStatus, service: bool = False) -> str:
+    if service and status.name:
+        return f"service '{status.name}': {why(status)}"
     if status.state == MISSING:
         return "the container is gone (removed outside Dockyard)"
     detail = f": {status.error}" if status.error else ""

@@ -1,7 +1,8 @@
 """A deployment's module content → the task specs its engine runs.
 
-One spec per component today (a ``component`` module is one container); a compose application will give
-one per service. The spec carries the contract (:mod:`.contract`), the app's own mounts (a named volume on
+One spec per component (a ``component`` module is one container); a compose application is one
+:class:`StackSpec` (:func:`plan_application`), its file rewritten so that every service gets what a component's
+container gets (``deploy.compose``). The spec carries the contract (:mod:`.contract`), the app's own mounts (a named volume on
 a shared engine is its owner's own: ``deploy.mounts``), the data mounts (:mod:`.data`), the
 restart policy and limits, and the registry credential to pull with.
 """
@@ -10,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..drivers.base import MountSpec, PortSpec, RestartPolicy, TaskSpec
+from ..drivers.base import LABEL_DEPLOYMENT, LABEL_MANAGED, MountSpec, PortSpec, RestartPolicy, StackSpec, TaskSpec
 from ..resources import private_registry
 from ..resources.base import Services
 from .mounts import is_local, volume_name
 from ..resources.private_registry import image_ref
-from . import contract, data
+from . import compose, contract, data
 
 
 def plan(services: Services, dep: dict[str, Any], job_id: str, engine_endpoint: str) -> list[TaskSpec]:
@@ -50,3 +51,20 @@ def _source(dep: dict[str, Any], mount: dict[str, Any], shared: bool) -> str | N
     if shared and mount["mount-type"] == "volume" and source:
         return volume_name(dep.get("owner") or dep["id"], source)
     return source
+
+
+def plan_application(services: Services, dep: dict[str, Any], job_id: str) -> StackSpec:
+    """A compose application's project (or stack): the file with the contract's environment names, labels and
+    the data mounts in every service; the values in the CLI's environment; the app's files; the registry
+    credentials its services' images need (each checked with its registry, as a component's)."""
+    content = dep["module"]["content"]
+    env = contract.environment(services, dep)
+    labels = {LABEL_DEPLOYMENT: dep["id"], LABEL_MANAGED: "true", **dict(contract.labels(services, dep, job_id))}
+    text = compose.rewrite(content["docker-compose"], env_names=[name for name, _ in env], labels=labels,
+                           mounts=data.mounts_for(services, dep))
+    return StackSpec(
+        deployment_id=dep["id"], project=contract.node_id(dep), compose=text, env=env,
+        files=tuple((f["file-name"], f["file-content"]) for f in content.get("files") or []),
+        registry_auths=private_registry.worker_auths(services, dep, compose.images_of(content["docker-compose"])),
+        compatibility=str(dep["module"].get("compatibility") or "swarm"),
+        publish_ip=services.settings["publish-ip"])

@@ -164,8 +164,8 @@ def resolve_module(ctx: Ctx, tx: Tx, module_href: str) -> dict[str, Any]:
         raise NotFound.for_resource(module_href)
     if not acls.has(doc["acl"], ctx.authn, "view-data"):
         raise Forbidden.for_resource(module_href)
-    if doc["subtype"] != "component":
-        raise BadRequest(f"only component modules can be deployed for now, not {doc['subtype']}")
+    if doc["subtype"] not in ("component", "application"):
+        raise BadRequest(f"only component and application modules can be deployed for now, not {doc['subtype']}")
     if "content" not in doc:
         raise BadRequest(f"{module_href} has no content to deploy")
     copy = {k: v for k, v in doc.items() if k not in ("acl", "operations")}

@@ -85,11 +85,14 @@ def _visible(ctx: Ctx, doc: dict[str, Any]) -> bool:
 
 # -- which registry, which credential -------------------------------------------------------------------------
 
-def resolve(tx: Tx, dep: dict[str, Any]) -> RegistryUse | None:
-    """The registered registry the deployment's image names and the credential to use, or None when the
-    image names no registered registry. Read as the system: the deployment's user need not see either."""
+def resolve(tx: Tx, dep: dict[str, Any], ref: str | None = None) -> RegistryUse | None:
+    """The registered registry the deployment's image (or ``ref``, an application service's) names and the
+    credential to use, or None when the image names no registered registry. Read as the system: the
+    deployment's user need not see either."""
     content = dep["module"].get("content") or {}
-    image = registry.parse_image(image_ref(content["image"]))
+    if ref is None and "image" not in content:
+        return None  # an application: its services' images are given
+    image = registry.parse_image(ref or image_ref(content["image"]))
     if not image.registry:
         return None
     infras = [i for i in tx.find_all("infrastructure-service", "subtype", "registry")
@@ -125,19 +128,21 @@ def verify(services: Services, use: RegistryUse) -> RegistryAuth:
     return auth
 
 
-def preflight(ctx: Ctx, dep: dict[str, Any]) -> None:
-    """Before a start is queued: a 400 naming the image and the registry when the image cannot be resolved
-    with the credential given. A registry that cannot be reached is left to the worker, which says so."""
+def preflight(ctx: Ctx, dep: dict[str, Any], images: list[str] | None = None) -> None:
+    """Before a start is queued: a 400 naming the image and the registry when the image (or one of an
+    application's ``images``) cannot be resolved with the credential given. A registry that cannot be reached
+    is left to the worker, which says so."""
     with ctx.services.store.read() as tx:
-        use = resolve(tx, dep)
-    if use is None:
-        return
-    try:
-        verify(ctx.services, use)
-    except DriverError as err:
-        if err.recoverable:
-            return
-        raise BadRequest(err.message, dep["id"]) from err
+        uses = [resolve(tx, dep, ref) for ref in (images if images is not None else [None])]
+    for use in uses:
+        if use is None:
+            continue
+        try:
+            verify(ctx.services, use)
+        except DriverError as err:
+            if err.recoverable:
+                continue
+            raise BadRequest(err.message, dep["id"]) from err
 
 
 def worker_auth(services: Services, dep: dict[str, Any]) -> RegistryAuth | None:
@@ -148,5 +153,13 @@ def worker_auth(services: Services, dep: dict[str, Any]) -> RegistryAuth | None:
     return None if use is None else verify(services, use)
 
 
+def worker_auths(services: Services, dep: dict[str, Any], images: list[str]) -> tuple[RegistryAuth, ...]:
+    """An application's :func:`worker_auth`: the credentials its services' images need, each checked with its
+    registry once per image, for the engine's CLI to pull with."""
+    with services.store.read() as tx:
+        uses = [use for use in (resolve(tx, dep, ref) for ref in images) if use is not None]
+    return tuple(dict.fromkeys(verify(services, use) for use in uses))
+
+
 __all__ = ["CREDENTIAL", "RegistryUse", "auth_of", "check_app", "check_deployment", "image_ref", "preflight",
-           "resolve", "verify", "worker_auth"]
+           "resolve", "verify", "worker_auth", "worker_auths"]

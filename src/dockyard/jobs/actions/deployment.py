@@ -1,4 +1,9 @@
-"""Deployment jobs: start, update, stop and destroy a deployment's task on its engine."""
+"""Deployment jobs: start, update, stop and destroy a deployment's task on its engine.
+
+A component is one task (``driver.start``, or ``driver.update``, which rolls a swarm service over); a compose
+application is one project or stack (``driver.deploy_stack``), whose start and update are the same operation,
+as Nuvla's. Everything after (state, phases, stop, destroy) is the same for both.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from ...core.time import now_ts
 from ...deploy import contract
 from ...deploy import data as data_mounts
 from ...deploy.observe import service_parameters, task_summary
-from ...deploy.plan import plan
-from ...drivers.base import DriverError
+from ...deploy import services as app_services
+from ...deploy.plan import plan, plan_application
+from ...drivers.base import DriverError, StartResult
 from ...drivers.engines import driver_for
 from ...deploy import lifecycle
 from ...resources import resource_log
@@ -69,30 +75,57 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
     contract.create_parameters(ctx.services, dep, contract.hostname(ctx.services, endpoint))
     ctx.progress(10)
     t0 = time.monotonic()
-    (spec,) = plan(ctx.services, dep, ctx.job["id"], endpoint)  # one component, one task
-    result = driver.update(spec) if verb == "update" else driver.start(spec)  # a swarm service rolls over
+    application = app_services.is_application(dep)
+    if application:
+        if not driver.capabilities.stacks:
+            raise ActionFailed(f"the engine of {dep['parent']} cannot run compose applications")
+        result = driver.deploy_stack(plan_application(ctx.services, dep, ctx.job["id"]))
+    else:
+        (spec,) = plan(ctx.services, dep, ctx.job["id"], endpoint)  # one component, one task
+        result = driver.update(spec) if verb == "update" else driver.start(spec)  # a swarm service rolls over
     if ctx.lost.is_set():
         return "lease lost"
+    if application:
+        app_services.publish(ctx.services, dep, result)
+    else:
+        _publish_component(ctx, dep, result)
+    phases = dict(result.phases)
+    ctx.phases(**phases)
+    if "claimed" in ctx.job.get("phases", {}):
+        phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
+    message = _message(verb, result, application, time.monotonic() - t0)
+    task = task_summary(result.status)
+    if application:  # the services the start ran: one with no container left is missing (deploy.services)
+        task.update(services=sorted({t.name for t in result.tasks}), replicas=app_services.running(result.tasks))
+    stored = lifecycle.set_fields(ctx.services, dep["id"], only_in=from_states, state=lifecycle.STARTED,
+                                  status_message=message, phases=phases, task=task)
+    if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
+        driver.destroy(dep["id"])
+        data_mounts.discard_if_idle(ctx.services, dep["id"])  # the stop may have discarded before this staged
+        return f"{dep['id']} changed while starting; its container was removed"
+    return message
+
+
+def _publish_component(ctx: JobContext, dep: dict[str, Any], result: StartResult) -> None:
     contract.publish(ctx.services, dep, result)
     if result.tasks:  # a Swarm service: its replicas, desired state and node
         with ctx.services.store.write() as tx:
             service_parameters(Ctx(ctx.services, INTERNAL), tx, dep, result.tasks)
             upsert(Ctx(ctx.services, INTERNAL), tx, dep, "current.state", result.status.state,
                    node_id=contract.node_id(dep))
-    phases = dict(result.phases)
-    ctx.phases(**phases)
-    if "claimed" in ctx.job.get("phases", {}):
-        phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
-    ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
-    message = f"{DONE[verb]} {result.status.name} in {time.monotonic() - t0:.2f} s ({ports})"
-    message += "".join(f"; {note}" for note in result.notes)
-    stored = lifecycle.set_fields(ctx.services, dep["id"], only_in=from_states, state=lifecycle.STARTED,
-                                    status_message=message, phases=phases, task=task_summary(result.status))
-    if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
-        driver.destroy(dep["id"])
-        data_mounts.discard_if_idle(ctx.services, dep["id"])  # the stop may have discarded before this staged
-        return f"{dep['id']} changed while starting; its container was removed"
-    return message
+
+
+def _message(verb: str, result: StartResult, application: bool, seconds: float) -> str:
+    """``started <name> in 1.23 s (tcp.80=32768)``; an application names its services and their ports."""
+    if application:
+        names = sorted({t.name for t in result.tasks})
+        ports = ", ".join(sorted({f"{t.name}.{p.protocol}.{p.target}={p.host_port}"
+                                  for t in result.tasks for p in t.ports})) or "no ports"
+        what = f"services {', '.join(names)}"
+    else:
+        ports = ", ".join(f"{p.protocol}.{p.target}={p.host_port}" for p in result.status.ports) or "no ports"
+        what = result.status.name
+    return f"{DONE[verb]} {what} in {seconds:.2f} s ({ports})" + "".join(f"; {note}" for note in result.notes)
 
 
 def _endpoint(ctx: JobContext, dep: dict[str, Any]) -> str:
