@@ -19,7 +19,7 @@ from nuvla.api.resources.deployment import Deployment
 from dockyard.cli.deployments import urls_of
 
 from ..dataflow.test_data_api import LOCAL_CRED
-from ..deployments.conftest import DEPLOYED, api_for, deploy, new_user, parameters, start, wait_parameter, wait_state
+from ..deployments.conftest import DEPLOYED, api_for, new_user, parameters, start, wait_parameter, wait_state
 from ..deployments.test_log_stream import LogLines, cookie_of
 from .app import APP_CONTENT, application, compose_text
 
