@@ -3,6 +3,7 @@
     python benchmarks/deploy.py            # 20 rounds and a burst of 50, about 1-2 minutes
     python benchmarks/deploy.py --quick    # 5 rounds and a burst of 10, under 30 s
     python benchmarks/deploy.py --workers 8 --poll 5 --stop-timeout 0 --rounds 10 --burst 20  # knobs
+    python benchmarks/deploy.py --swarm-only   # only the swarm rows (a 3-replica service, a 2-service stack)
 
 It starts ``dockyard serve`` (SQLite, temporary data dir, a free loopback port), creates a user, a project
 and a component (the tests' ``app_image``: busybox httpd serving its environment on port 80, with
@@ -26,6 +27,10 @@ Docker does to know the service is up). Target: ≤ 1.1× that baseline's median
 Then a burst: N deployments whose N start requests leave at once from N threads; the time until the last
 is STARTED (and that every one has its ``tcp.80``), then the N stops until all are STOPPED; and the same
 burst as N docker SDK runs from N threads, the engine's own pace.
+
+Last, on a real 3-node swarm (``benchmarks/_swarm.py``, about 2 minutes more; ``--swarm-rounds 0`` skips it):
+a component with 3 replicas beside ``docker service create`` + waiting for its 3 tasks, and a compose
+application of 2 services as a stack beside ``docker stack deploy`` + waiting for both.
 
 The server runs with its defaults except ``DOCKYARD_PUBLISH_IP=127.0.0.1``: ports are published on loopback
 only, as the baselines' ``-p 127.0.0.1::80`` (the default binds every address of the host).
@@ -63,6 +68,7 @@ import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from benchmarks._swarm import SwarmBench  # noqa: E402
 from tests.conftest import ADMIN_PASSWORD, start_server, stop_server  # noqa: E402
 from tests.deployments.images import app_image  # noqa: E402
 
@@ -621,7 +627,13 @@ def main() -> int:
     parser.add_argument("--stop-timeout", type=float, metavar="S",
                         help="DOCKYARD_STOP_TIMEOUT for the server (default: the server's own)")
     parser.add_argument("--keep-log", action="store_true", help="print the server log's path and keep it")
+    parser.add_argument("--swarm-rounds", type=int, help="rounds on the 3-node swarm (default 5, 3 with --quick; "
+                                                         "0: no swarm rows)")
+    parser.add_argument("--swarm-only", action="store_true", help="only the swarm rows")
     args = parser.parse_args()
+    swarm_rounds = args.swarm_rounds if args.swarm_rounds is not None else (3 if args.quick else 5)
+    if args.swarm_only:
+        return swarm_rows(swarm_rounds)
     POLL = (args.poll or POLL * 1000) / 1000
     rounds = args.rounds or (5 if args.quick else 20)
     burst_n = args.burst or (10 if args.quick else 50)
@@ -726,6 +738,8 @@ def main() -> int:
             console.print("[yellow]the host was busy with other work: the figures are noisy, run again on a "
                           "quiet host[/yellow]")
         ok = burst.started == burst.n and burst.stopped == burst.n and burst.with_port == burst.n
+        if swarm_rounds:
+            swarm_rows(swarm_rounds)
         if not ok:
             console.print("[red]not every burst deployment reached STARTED / STOPPED[/red]")
         return 0 if ok else 1
@@ -744,6 +758,18 @@ def main() -> int:
                 console.print(f"server log kept in {data_dir}/server.log")
             else:
                 shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def swarm_rows(rounds: int) -> int:
+    """The swarm rows (``benchmarks/_swarm.py``), printed as their own table."""
+    dclient = docker.from_env()
+    try:
+        table = SwarmBench(dclient, Client, log, RUN_ID).run(rounds, ADMIN_PASSWORD)
+    finally:
+        dclient.close()
+    console.print()
+    console.print(table)
+    return 0
 
 
 if __name__ == "__main__":
