@@ -94,7 +94,7 @@ class Swarm:
         try:
             path = os.path.join(work, "image.tar")
             with open(path, "wb") as out:
-                for chunk in client.images.get(tag).save(named=True):
+                for chunk in client.images.get(tag).save(named=tag):
                     out.write(chunk)
             _in_parallel(lambda node: _load_image(node, path), self.nodes)
         finally:
@@ -143,7 +143,7 @@ def binary_image(client: docker.DockerClient, tag: str, binaries: tuple[str, ...
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         copies = "".join(f"COPY files{path} {path}\n" for path in sorted(files))
-        _add_bytes(tar, "Dockerfile", f"FROM {busybox_image(client)}\n{copies}".encode())
+        _add_bytes(tar, "Dockerfile", f"FROM {busybox_image(client)}\n{copies}ENV PATH=/usr/bin:/bin\n".encode())
         for path in sorted(files):
             tar.add(os.path.realpath(path), arcname=f"files{path}")
     _build(client, tag, context)
@@ -252,7 +252,7 @@ def start_swarm(client: docker.DockerClient, prefix: str, work: str, progress=pr
     deadline = time.monotonic() + START_TIMEOUT
     tar_path = os.path.join(work, "busybox.tar")
     with open(tar_path, "wb") as tar:
-        for chunk in client.images.get(busybox).save(named=True):
+        for chunk in client.images.get(busybox).save(named=busybox):
             tar.write(chunk)
     _in_parallel(lambda node: (_wait_engine(node, deadline), _load_image(node, tar_path)), nodes)
     for node in nodes:

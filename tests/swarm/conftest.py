@@ -21,7 +21,7 @@ WEB_TAG = "dockyard-test/swarm-httpd:1"
 WEB_DOCKERFILE = f"""FROM {BUSYBOX_TAG}
 CMD ["httpd", "-f", "-p", "8080", "-h", "/etc"]
 """.encode()
-HELPER_TAG = "dockyard-test/docker-cli:1"  # sh and Debian's docker CLI: Dockyard's swarm-helper-image here
+HELPER_TAG = "dockyard-test/docker-cli:2"  # sh and Debian's docker CLI: Dockyard's swarm-helper-image here
 
 
 @pytest.fixture(scope="session")

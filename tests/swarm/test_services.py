@@ -2,8 +2,9 @@
 
 The manager is registered as Nuvla has it (an ``infrastructure-service`` of subtype ``swarm`` at
 ``tcp://127.0.0.1:<port>`` with the test swarm's client certificate as its credential) and checked, so its
-engine is known to be a swarm manager: its deployments' components then run as services. This kernel has no
-IPVS, so the driver's routing-mesh probe finds no mesh and publishes in host mode with ``dnsrr``.
+engine is known to be a swarm manager: its deployments' components then run as services (the server and the
+checked manager are shared by the swarm tests: ``conftest.py``). This kernel has no IPVS, so the check's
+routing-mesh probe finds no mesh and the driver publishes in host mode with ``dnsrr``.
 """
 
 from __future__ import annotations

@@ -4,23 +4,31 @@ It is the Docker driver (same connection, TLS, error translation and labels) wit
 containers. How a :class:`TaskSpec` becomes a service (Nuvla's component deploy, reference §2.5):
 
 ==============  ==================================================================================================
-image           not pulled by the driver: each node pulls (or finds) it when a task is placed there
+image           not pulled by the driver: each node pulls (or finds) it when a task is placed there, with
+                ``registry_auth`` sent as ``X-Registry-Auth`` on create and update (the manager hands it on)
 name, labels    the service's name is ``spec.name``; the service and its task containers carry ``spec.labels``
                 plus ``dockyard.deployment-id``, ``dockyard.managed`` and ``dockyard.instance`` (ours win)
 replicas        replicated mode with ``spec.replicas`` tasks
 ports           where the swarm's routing mesh answers: ingress publishing behind a virtual IP (``published``
                 or a port the swarm picks). Where it does not (no IPVS in the nodes' kernel, see
                 :mod:`.mesh`): ``endpoint_mode: dnsrr`` and host-mode ports, each node publishing its own
-                task's port (``published`` on every node, or one the node picks per task). The mesh is
-                probed once per engine and remembered.
-mounts, env     as the Docker driver (a volume is made by the node its task runs on, and stays there)
+                task's port (``published`` on every node, or one the node picks per task). Whether the mesh
+                answers is the engine check's stored answer (``routing_mesh``), else probed once per engine
+                in this process.
+update          UpdateConfig parallelism 1, ``UPDATE_DELAY``, ``UPDATE_MONITOR``, ``failure_action: rollback``;
+                ``stop-first`` with a fixed host-mode port, else ``start-first`` (see :meth:`SwarmDriver.update`)
+mounts, env     as the Docker driver (a volume is made by the node its task runs on, and stays there until a
+                stop with ``remove_volumes``, whose one-shot global job removes it on every node)
 cpus, memory    Nuvla's 10 % tolerance, as the Docker driver
 restart         none, on-failure (with max_attempts), any: Swarm's own conditions
 ==============  ==================================================================================================
 
-``start`` returns once every replica runs (or fails with the first task error after ``start_timeout``).
+``start`` returns once every replica runs (or fails with the first task error after ``start_timeout``; a
+node that could not pull names the image and its registry). ``update`` rolls the service over in place and
+returns once Swarm's UpdateStatus says completed (a rolled-back update fails with the engine's reason).
 ``stop`` scales the service to zero and waits, so its tasks' logs can still be read; ``destroy`` removes the
-service and waits until its task containers are gone from every node.
+service and waits until its task containers are gone from every node. ``events`` follows service events and,
+since a lost node moves tasks without one, node events too.
 """
 
 from __future__ import annotations
@@ -174,8 +182,9 @@ class SwarmDriver(DockerDriver):
     def remove_volumes(self, names: list[str]) -> dict[str, str]:
         """Remove the named volumes on every node that has them; node → "" (done) or why not. A node that is
         down keeps its copies (no task reaches it): they are named in the answer and the log."""
-        script = ('for v in "$@"; do docker volume inspect "$v" >/dev/null 2>&1 || continue; '
-                  'docker volume rm "$v" >/dev/null || exit 1; done')
+        # a node's engine that does not answer fails the task (it is not taken for "no such volume")
+        script = ('for v in "$@"; do names=$(docker volume ls -q) || exit 1; '
+                  'echo "$names" | grep -qxF "$v" || continue; docker volume rm "$v" >/dev/null || exit 1; done')
         try:
             outcome = run_on_every_node(self._api(), self.helper_image,
                                         ["sh", "-c", script, "remove-volumes", *names],
@@ -395,14 +404,15 @@ class SwarmDriver(DockerDriver):
 
     def _wait_running(self, spec: TaskSpec, service_id: str) -> list[TaskStatus]:
         """The service's tasks once ``replicas`` of them run; a task that failed or was rejected with a
-        restart policy of none fails the start at once, otherwise its error is reported at the deadline."""
+        restart policy of none fails the start at once, as does a node that could not pull the image (Swarm
+        would retry it for ever); otherwise a task's error is reported at the deadline."""
         deadline = time.monotonic() + self.start_timeout
         failed: dict[str, Any] | None = None
         while True:
             tasks = self._tasks(service_id)
             running = [t for t in tasks if t["Status"]["State"] == "running" and t.get("DesiredState") == "running"]
             failed = next((t for t in reversed(tasks) if t["Status"]["State"] in _FAILED), failed)
-            if failed is not None and spec.restart.condition == "none":
+            if failed is not None and (spec.restart.condition == "none" or _pull_failed(failed)):
                 break
             if len(running) >= spec.replicas:
                 return self.inspect(spec.deployment_id)
@@ -416,9 +426,11 @@ class SwarmDriver(DockerDriver):
 
     def _wait_updated(self, spec: TaskSpec, service_id: str, before: str) -> None:
         """Until the update begun after ``before`` (the previous UpdateStatus' StartedAt) completed; one rolled
-        back (or paused) fails with the engine's message once the rollback is over."""
+        back (or paused) fails with the engine's message, and the failed task's error, once the rollback is
+        over."""
         deadline = time.monotonic() + self.start_timeout + spec.replicas * (UPDATE_DELAY + UPDATE_MONITOR + STOP_GRACE)
         status: dict[str, Any] = {}
+        why = ""  # the engine says why it rolls back only while it does ("update rolled back due to ...")
         while time.monotonic() < deadline:
             try:
                 service = self._call("inspect_service", service_id)
@@ -431,10 +443,14 @@ class SwarmDriver(DockerDriver):
             state = status.get("State", "") if status.get("StartedAt", "") != before else ""
             if state == "completed":
                 return
+            if state in ("paused", "rollback_started") and not why:
+                why = status.get("Message", "")
             if state in ("paused", "rollback_paused", "rollback_completed"):
                 again = "; its previous version runs again" if state == "rollback_completed" else ""
-                raise DriverError(f"Service '{spec.name}' was not updated ({state}): "
-                                  f"{status.get('Message') or 'no reason given'}{again}", reason=START_FAILED)
+                failed = [t for t in self._tasks(service_id) if t["Status"]["State"] in _FAILED]
+                error = f" ({failed[-1]['Status'].get('Err')})" if failed and failed[-1]["Status"].get("Err") else ""
+                raise DriverError(f"Service '{spec.name}' was not updated: {why or status.get('Message') or state}"
+                                  f"{error}{again}", reason=START_FAILED)
             time.sleep(POLL)
         raise DriverError(f"Service '{spec.name}' was still updating after the deadline "
                           f"({status.get('State') or 'not begun'}: {status.get('Message', '')})", reason=START_FAILED)
@@ -506,7 +522,13 @@ def _nanos(seconds: float) -> int:
 
 
 _PULL_FAILED = ("no such image", "pull access denied", "unauthorized", "authentication required",
-                "manifest unknown", "not found")
+                "manifest unknown")
+
+
+def _pull_failed(task: dict[str, Any]) -> bool:
+    status = task.get("Status") or {}
+    detail = (status.get("Err") or status.get("Message") or "").lower()
+    return status.get("State") == "rejected" and any(marker in detail for marker in _PULL_FAILED)
 
 
 def _task_error(spec: TaskSpec, task: dict[str, Any], nodes: dict[str, tuple[str, str]]) -> DriverError:

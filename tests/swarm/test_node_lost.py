@@ -1,0 +1,76 @@
+"""A node of the swarm is lost: its task moves to another node and the deployment's parameters follow (issue 12).
+
+A 2-replica component (ports each node picks) starts while node1 takes no new task, so its first task (the
+one ``node-id``, ``hostname`` and ``tcp.8080`` name) runs on a worker. That worker's container is stopped:
+the manager counts the node down, schedules the task on another node, and the parameters show one replica
+running, then two again on the new placement, where the new port answers. The node is started again and
+rejoins before the test ends, so later tests have their three nodes.
+"""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.deployments.conftest import component, deploy, parameters, start, wait_state
+
+from .helpers import NODE_NAMES, wait_nothing_on_nodes
+
+
+def wait_placement(api, dep_id: str, lost: str, timeout: float = 90.0) -> tuple[dict, list[str]]:
+    """The parameters once two replicas run again and the first is no longer on ``lost``; every
+    ``replicas.running`` value seen on the way."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while True:
+        params = parameters(api, dep_id)
+        if not seen or seen[-1] != params["replicas.running"]:
+            seen.append(params["replicas.running"])
+        if params["node-id"] != lost and (params["replicas.desired"], params["replicas.running"]) == ("2", "2"):
+            return params, seen
+        assert time.monotonic() < deadline, (params, seen)
+        time.sleep(0.1)
+
+
+def test_a_lost_nodes_task_moves_and_the_parameters_follow_it(manager, swarm, web_image):
+    api, cred, *_ = manager
+    module = component(api, web_image, replicas=2, ports=[{"target-port": 8080}],
+                       **{"restart-policy": {"condition": "any"}})
+    dep_id = deploy(api, module, parent=cred)
+    swarm.docker(0, "node", "update", "--availability", "pause", "node1")  # no new task on the manager
+    try:
+        start(api, dep_id)
+        assert wait_state(api, dep_id, {"STARTED", "ERROR"}, timeout=120)["state"] == "STARTED"
+    finally:
+        swarm.docker(0, "node", "update", "--availability", "active", "node1")
+    before = parameters(api, dep_id)
+    lost = before["node-id"]
+    assert lost in ("node2", "node3") and before["replicas.running"] == "2"
+    index = NODE_NAMES.index(lost)
+    assert before["hostname"] == swarm.addresses[index]
+
+    try:
+        t0 = time.monotonic()
+        swarm.stop_node(index)
+        stopped = time.monotonic() - t0
+        params, seen = wait_placement(api, dep_id, lost)
+        elapsed = time.monotonic() - t0
+        print(f"[swarm node lost] {lost} stopped in {stopped:.1f} s; parameters on the new placement "
+              f"{elapsed:.1f} s after the stop began (replicas.running seen: {' → '.join(seen)})")
+        assert "1" in seen  # dropped, then recovered
+        moved = params["node-id"]
+        assert moved in NODE_NAMES and moved != lost
+        assert params["hostname"] == swarm.addresses[NODE_NAMES.index(moved)]
+        assert params["tcp.8080"] != before["tcp.8080"] or params["hostname"] != before["hostname"]
+        answer = httpx.get(f"http://{params['hostname']}:{params['tcp.8080']}/hostname", timeout=5)
+        assert answer.status_code == 200
+        assert api.get(dep_id).data["state"] == "STARTED"
+    finally:
+        t1 = time.monotonic()
+        swarm.start_node(index)
+        print(f"[swarm node lost] {lost} back and Ready in {time.monotonic() - t1:.1f} s")
+
+    api.operation(api.get(dep_id), "stop")
+    wait_state(api, dep_id, "STOPPED", timeout=120)
+    wait_nothing_on_nodes(swarm, dep_id)  # the returned node too
