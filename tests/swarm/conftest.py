@@ -37,6 +37,7 @@ def web_image(swarm, docker_client):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def helper_image(swarm, docker_client):  # noqa: F811
+    """Debian's docker CLI on the busybox image, loaded on every node: the server's swarm-helper-image."""
     binary_image(docker_client, HELPER_TAG, ("/usr/bin/docker",))
     swarm.load_image(docker_client, HELPER_TAG)
     return HELPER_TAG

@@ -1,10 +1,12 @@
 """Stop and delete leave nothing of a service deployment on any node (issue 12): no service, task container,
 network, secret or config, the deployment's key revoked, and with ``remove-volumes`` its named volume gone from
-every node a task made it on (a one-shot ``global-job`` service removes it there: the manager's API reaches
-only its own node's volumes). Without ``remove-volumes`` the volumes stay, as Nuvla's contract says."""
+every node a task made it on (a one-shot task on each node removes it there: the manager's API reaches
+only its own node's volumes), and that task's containers go too. Without ``remove-volumes`` the volumes stay,
+as Nuvla's contract says."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -19,8 +21,16 @@ def volumes_on_nodes(swarm, name: str) -> dict[str, bool]:
     return {NODE_NAMES[i]: name in swarm.docker(i, "volume", "ls", "-q").split() for i in range(len(swarm.nodes))}
 
 
-def helpers_left(swarm) -> list[str]:
-    return swarm.docker(0, "service", "ls", "-q", "--filter", "label=dockyard.helper").split()
+def helpers_left(swarm, timeout: float = 15.0) -> list[str]:
+    """The volume-removing helper's services and (once the nodes removed them) task containers."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = swarm.docker(0, "service", "ls", "-q", "--filter", "label=dockyard.helper").split()
+        for i in range(len(swarm.nodes)):
+            found += swarm.docker(i, "ps", "-aq", "--filter", "label=dockyard.helper").split()
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def key_works(server, key: str, secret: str) -> bool:

@@ -1,10 +1,13 @@
-"""A one-shot command on every node of a swarm, through its manager: a ``global-job`` service.
+"""A one-shot command on every node of a swarm, through its manager, leaving nothing behind.
 
 A swarm manager's Engine API reaches only its own node's objects (volumes, images); what must happen on
-each node (remove a deployment's named volumes) runs as a task there. Swarm's ``global-job`` mode (Engine
-API 1.41, Docker 20.10) runs one task on each node that is up and counts the service done when each of them
-ended; this module creates such a service, waits for its tasks and removes it, leaving nothing behind. A
-node that is down gets no task: the answer says so.
+each node (remove a deployment's named volumes) runs as a task there. Swarm's ``global-job`` mode would fit,
+but on Docker 20.10 a removed job service leaves its completed tasks, and their exited containers on every
+node, behind for good (moby/moby#42789, #44312). So the command runs as the task of a ``global`` service (one
+per node that is up) that marks success in a file its health check looks for and then waits: the task is
+``running`` once the command succeeded (a health check holds a Swarm task in ``starting`` until healthy), and
+``failed`` when it exits non-zero. Once every node's task is one or the other the service is removed, and
+its tasks and containers go with it as for any service. A node that is down gets no task: the answer says so.
 """
 
 from __future__ import annotations
@@ -17,24 +20,30 @@ import docker
 import docker.errors
 import docker.types
 
-FINAL = {"complete", "failed", "rejected", "shutdown", "orphaned", "remove"}
 SOCKET = "/var/run/docker.sock"
+DONE = "/tmp/dockyard-node-job-done"
 POLL = 0.2
 NODE_DOWN = "node down: no task reached it"
+_ENDED = {"failed", "rejected", "shutdown", "orphaned", "remove", "complete"}
 
 
-def run_on_every_node(api: docker.APIClient, image: str, command: list[str], *, labels: dict[str, str],
-                      docker_socket: bool = False, timeout: float = 60.0) -> dict[str, str]:
-    """Run ``command`` in ``image`` once on every node; node hostname → "" (exited 0) or what went wrong.
+def run_on_every_node(api: docker.APIClient, image: str, script: str, args: list[str], *,
+                      labels: dict[str, str], docker_socket: bool = False, timeout: float = 60.0) -> dict[str, str]:
+    """Run the ``sh`` ``script`` (with ``args`` as ``$@``) in ``image`` once on every node that is up; node
+    hostname → "" (it succeeded) or what went wrong there.
 
-    ``docker_socket`` binds the node's engine socket into the task (for a command that asks the node's own
+    ``docker_socket`` binds the node's engine socket into the task (for a script that asks the node's own
     engine). Raises TimeoutError when the tasks have not all ended within ``timeout`` seconds; the service
     is removed either way."""
     mounts = [docker.types.Mount(SOCKET, SOCKET, type="bind")] if docker_socket else []
-    container = docker.types.ContainerSpec(image, command=command, labels=labels, mounts=mounts)
+    wrapped = f"( {script} ) || exit $?; touch {DONE}; exec sleep {int(timeout) + 60}"
+    health = docker.types.Healthcheck(test=["CMD", "test", "-e", DONE], interval=int(POLL * 1e9),
+                                      timeout=int(5e9), retries=int(timeout / POLL) + 10)
+    container = docker.types.ContainerSpec(image, command=["sh", "-c", wrapped, "node-job", *args],
+                                           labels=labels, mounts=mounts, healthcheck=health)
     template = docker.types.TaskTemplate(container, restart_policy=docker.types.RestartPolicy(condition="none"))
     body = {"Name": f"dockyard-node-job-{uuid.uuid4().hex[:8]}", "Labels": labels, "TaskTemplate": dict(template),
-            "Mode": {"GlobalJob": {}}}
+            "Mode": {"Global": {}}}
     service = str(api._result(api._post_json(api._url("/services/create"), data=body), json=True)["ID"])
     try:
         return _outcome(api, service, time.monotonic() + timeout)
@@ -43,21 +52,23 @@ def run_on_every_node(api: docker.APIClient, image: str, command: list[str], *, 
 
 
 def _outcome(api: docker.APIClient, service: str, deadline: float) -> dict[str, str]:
-    nodes = {n["ID"]: (n.get("Description") or {}).get("Hostname", n["ID"]) for n in api.nodes()}
-    ready = {n["ID"] for n in api.nodes() if (n.get("Status") or {}).get("State") == "ready"}
+    nodes = api.nodes()
+    names = {n["ID"]: (n.get("Description") or {}).get("Hostname", n["ID"]) for n in nodes}
+    ready = {n["ID"] for n in nodes if (n.get("Status") or {}).get("State") == "ready"}
     while True:
         tasks = {t.get("NodeID", ""): t for t in api.tasks(filters={"service": service})}
-        if ready <= set(tasks) and all(t["Status"]["State"] in FINAL for t in tasks.values()):
+        states = {node: t["Status"]["State"] for node, t in tasks.items()}
+        if ready <= set(tasks) and all(s == "running" or s in _ENDED for s in states.values()):
             break
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the node job {service} did not end on every node in time")
+            raise TimeoutError(f"the node job {service} did not end on every node in time ({states})")
         time.sleep(POLL)
-    outcome = {name: NODE_DOWN for node, name in nodes.items() if node not in tasks}
+    outcome = {name: NODE_DOWN for node, name in names.items() if node not in tasks}
     for node, task in tasks.items():
         status = task["Status"]
         exit_code = (status.get("ContainerStatus") or {}).get("ExitCode")
-        ok = status["State"] == "complete"
-        outcome[nodes.get(node, node)] = "" if ok else (status.get("Err") or f"exit code {exit_code}")
+        outcome[names.get(node, node)] = "" if status["State"] == "running" else (
+            status.get("Err") or f"exit code {exit_code}")
     return outcome
 
 

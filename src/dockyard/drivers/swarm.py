@@ -18,7 +18,7 @@ ports           where the swarm's routing mesh answers: ingress publishing behin
 update          UpdateConfig parallelism 1, ``UPDATE_DELAY``, ``UPDATE_MONITOR``, ``failure_action: rollback``;
                 ``stop-first`` with a fixed host-mode port, else ``start-first`` (see :meth:`SwarmDriver.update`)
 mounts, env     as the Docker driver (a volume is made by the node its task runs on, and stays there until a
-                stop with ``remove_volumes``, whose one-shot global job removes it on every node)
+                stop with ``remove_volumes``, whose one-shot task removes it on every node: :mod:`.node_jobs`)
 cpus, memory    Nuvla's 10 % tolerance, as the Docker driver
 restart         none, on-failure (with max_attempts), any: Swarm's own conditions
 ==============  ==================================================================================================
@@ -170,8 +170,8 @@ class SwarmDriver(DockerDriver):
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
         """Remove the service and wait until its task containers are gone from every node. Named volumes of its
         mounts were made by each node a task ran on, and the manager's API reaches only its own node's: with
-        ``remove_volumes`` a one-shot global job (``helper_image``) removes them on every node, once no task
-        uses them (a volume another container still uses stays, as ``docker volume rm`` refuses it). A
+        ``remove_volumes`` a one-shot task on each node (``helper_image``, :mod:`.node_jobs`) removes them, once
+        no task uses them (a volume another container still uses stays, as ``docker volume rm`` refuses it). A
         container the deployment got before its engine was known to be a swarm manager goes too."""
         volumes = self._named_volumes(deployment_id) if remove_volumes else []
         self._remove_services(deployment_id)
@@ -186,8 +186,7 @@ class SwarmDriver(DockerDriver):
         script = ('for v in "$@"; do names=$(docker volume ls -q) || exit 1; '
                   'echo "$names" | grep -qxF "$v" || continue; docker volume rm "$v" >/dev/null || exit 1; done')
         try:
-            outcome = run_on_every_node(self._api(), self.helper_image,
-                                        ["sh", "-c", script, "remove-volumes", *names],
+            outcome = run_on_every_node(self._api(), self.helper_image, script, names,
                                         labels={"dockyard.helper": "remove-volumes", **self._instance_label()},
                                         docker_socket=True, timeout=HELPER_TIMEOUT)
         except (TimeoutError, docker.errors.DockerException, requests.RequestException) as exc:
