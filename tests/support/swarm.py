@@ -164,7 +164,11 @@ def _dockerd_command(index: int, prefix: str, tls: bool, subnet: str) -> list[st
                # the nodes share the host's cgroup tree: keep each node's containers under a parent of its own
                f"--cgroup-parent=/{prefix}-node{index}",
                # a test registry on the nodes' network serves plain HTTP, as the loopback one does on the host
-               f"--insecure-registry={subnet}"]
+               f"--insecure-registry={subnet}",
+               # a node's own bridges (docker0, docker_gwbridge) not in 172.17.0.0/16, the host's docker0: one
+               # there would hide the host's 172.17.0.1, where Dockyard serves the NUVLA_ENDPOINT its tasks call
+               # back (172.16/16 is in no pool the host's engine allocates from)
+               "--bip=172.16.200.1/24", "--default-address-pool=base=172.16.0.0/16,size=24"]
     if tls:
         command += ["-H", f"tcp://0.0.0.0:{TLS_PORT}", "--tlsverify", "--tlscacert=/certs/ca.pem",
                     "--tlscert=/certs/server-cert.pem", "--tlskey=/certs/server-key.pem"]

@@ -184,7 +184,8 @@ def remove_resources(driver: DockerDriver, deployment_id: str, *, remove_volumes
     no compose project, are never taken). Its containers are gone already."""
     labels = driver._scope() + [f"{LABEL_DEPLOYMENT}={deployment_id}"]
     for network in driver._call("networks", filters={"label": labels}) or []:
-        _remove(driver, "remove_network", network["Id"])
+        if network.get("Scope") != "swarm":  # a stack's are the Swarm driver's (:mod:`.stack`)
+            _remove(driver, "remove_network", network["Id"])
     if remove_volumes:
         found = driver._call("volumes", filters={"label": labels + [PROJECT_LABEL]}) or {}
         for volume in found.get("Volumes") or []:

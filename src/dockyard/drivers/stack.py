@@ -18,8 +18,8 @@ Before it is handed over, the file gets what this swarm needs:
 
 ``start`` returns once every service runs its replicas (or fails at ``start_timeout`` with the tasks' error).
 ``destroy`` removes the services (waiting for their tasks to go from every node), then the stack's networks,
-configs and secrets; volumes the tasks made on other nodes than the manager stay (the manager's API reaches
-only its own), those on the manager go with ``remove_volumes``.
+configs and secrets; with ``remove_volumes`` the Swarm driver removes the named volumes its services mounted on
+every node. Logs are every service's, each line tagged with its service as on a single engine.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import yaml
 from dockyard.core.time import now_ts
 from dockyard.drivers import cli
 from dockyard.drivers.base import LABEL_DEPLOYMENT, DriverError, StackSpec, StartResult, TaskStatus
-from dockyard.drivers.compose import PROJECT_LABEL, dump, headline
+from dockyard.drivers.compose import dump, headline, tag  # noqa: F401  (tag: the Swarm driver's logs)
 
 if TYPE_CHECKING:
     from dockyard.drivers.swarm import SwarmDriver
@@ -142,20 +142,17 @@ def _desired(service: dict[str, Any]) -> int:
 
 # -- destroy -------------------------------------------------------------------------------------------------
 
-def remove_resources(driver: SwarmDriver, deployment_id: str, *, remove_volumes: bool) -> None:
-    """The stack's networks, configs and secrets (and with ``remove_volumes`` the manager's own volumes of it),
-    once its services are gone. A network stays in use until the last task's endpoint on it is released."""
+def remove_resources(driver: SwarmDriver, deployment_id: str) -> None:
+    """The stack's configs, secrets and (swarm-scoped) networks, once its services are gone. A network stays in
+    use until the last task's endpoint on it is released. (Its named volumes on every node are the Swarm driver's
+    ``remove_volumes``.)"""
     labels = driver._scope() + [f"{LABEL_DEPLOYMENT}={deployment_id}"]
-    for kind, lister, remover in (("config", "configs", "remove_config"), ("secret", "secrets", "remove_secret")):
+    for lister, remover in (("configs", "remove_config"), ("secrets", "remove_secret")):
         for item in driver._call(lister, filters={"label": labels}) or []:
             _gone(driver, remover, item["ID"])
     for network in driver._call("networks", filters={"label": labels}) or []:
-        _remove_network(driver, network["Id"])
-    if remove_volumes:
-        found = driver._call("volumes", filters={"label": labels}) or {}
-        for volume in found.get("Volumes") or []:
-            if (volume.get("Labels") or {}).get(STACK_LABEL) or (volume.get("Labels") or {}).get(PROJECT_LABEL):
-                _gone(driver, "remove_volume", volume["Name"])
+        if network.get("Scope") == "swarm":
+            _remove_network(driver, network["Id"])
 
 
 def _gone(driver: SwarmDriver, op: str, name: str) -> bool:

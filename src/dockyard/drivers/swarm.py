@@ -48,8 +48,8 @@ import requests
 from dockyard.core.time import format_ts, now_ts
 from dockyard.drivers import TlsMaterial
 from dockyard.drivers.base import (
-    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, RUNNING, Capabilities, DriverError, EngineEvent, PublishedPort,
-    StartResult, StopSignal, TaskSpec, TaskStatus,
+    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_SERVICE, RUNNING, Capabilities, DriverError, EngineEvent,
+    PublishedPort, StackSpec, StartResult, StopSignal, TaskSpec, TaskStatus,
 )
 from dockyard.drivers.docker import (
     DEFAULT_TIMEOUT, ENGINE_TLS, ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND, INVALID_SPEC, NOT_FOUND, REGISTRY_AUTH,
@@ -84,7 +84,7 @@ _mesh_lock = threading.Lock()
 class SwarmDriver(DockerDriver):
     """A swarm manager's engine: each deployment's component runs as one replicated service."""
 
-    capabilities = Capabilities(swarm=True, logs_follow=True, events=True, stats=False)
+    capabilities = Capabilities(swarm=True, logs_follow=True, events=True, stats=False, stacks=True)
 
     def __init__(self, endpoint: str | None = None, tls: TlsMaterial | None = None, *,
                  timeout: float = DEFAULT_TIMEOUT, instance: str = "", probe_image: str = "busybox:stable",
@@ -101,6 +101,12 @@ class SwarmDriver(DockerDriver):
         self.helper_image = helper_image
 
     # -- Driver verbs -------------------------------------------------------------------------------------
+
+    def deploy_stack(self, spec: StackSpec) -> StartResult:
+        """A compose application as a stack (``docker stack deploy``, :mod:`.stack`)."""
+        from dockyard.drivers import stack
+
+        return stack.deploy(self, spec)
 
     def start(self, spec: TaskSpec) -> StartResult:
         _validate_service(spec)
@@ -176,6 +182,7 @@ class SwarmDriver(DockerDriver):
         volumes = self._named_volumes(deployment_id) if remove_volumes else []
         self._remove_services(deployment_id)
         super().destroy(deployment_id, remove_volumes=remove_volumes)
+        _stack().remove_resources(self, deployment_id)  # a stack's networks, configs and secrets
         if volumes:
             self.remove_volumes(volumes)
 
@@ -240,7 +247,9 @@ class SwarmDriver(DockerDriver):
                 raise
             if not isinstance(raw, bytes):
                 raw = b"".join(raw)
-            lines += raw.decode("utf-8", errors="replace").splitlines()
+            found = raw.decode("utf-8", errors="replace").splitlines()
+            service_name = (service["Spec"].get("Labels") or {}).get(LABEL_SERVICE)
+            lines += [_stack().tag(line, service_name) for line in found] if service_name else found
         lines.sort(key=lambda line: line.split(" ", 1)[0])
         return lines if timestamps else [line.split(" ", 1)[-1] for line in lines]
 
@@ -548,6 +557,12 @@ def _task_error(spec: TaskSpec, task: dict[str, Any], nodes: dict[str, tuple[str
     return DriverError(f"Service '{spec.name}' did not start: {detail} (on {node})", reason=START_FAILED)
 
 
+def _stack() -> Any:
+    from dockyard.drivers import stack
+
+    return stack
+
+
 def _task_status(deployment_id: str, service: dict[str, Any], task: dict[str, Any],
                  nodes: dict[str, tuple[str, str]]) -> TaskStatus:
     status = task.get("Status") or {}
@@ -560,7 +575,8 @@ def _task_status(deployment_id: str, service: dict[str, Any], task: dict[str, An
         ports = [PublishedPort(p.get("Protocol", "tcp"), int(p["TargetPort"]), int(p["PublishedPort"]))
                  for p in (service.get("Endpoint") or {}).get("Ports") or [] if p.get("PublishedPort")]
     exit_code = container.get("ExitCode") if state == EXITED else None
-    name = f"{service['Spec']['Name']}.{task.get('Slot', '')}".rstrip(".")
+    name = (service["Spec"].get("Labels") or {}).get(LABEL_SERVICE) or \
+        f"{service['Spec']['Name']}.{task.get('Slot', '')}".rstrip(".")  # a stack's task: its service's name
     return TaskStatus(deployment_id=deployment_id, task_id=task["ID"], name=name, state=state,
                       exit_code=exit_code, error=status.get("Err", ""),
                       started_at=_ts(status.get("Timestamp")) if state == RUNNING else None,
