@@ -16,7 +16,8 @@ all (:func:`blocking`).
 * the labels that tie it to its deployment, job and installation, and ``dockyard.service`` naming the service
   (on its containers, and in ``deploy.labels`` on a swarm service), so the drivers' label-based inspect, stop,
   destroy, logs and orphan sweep see an application as they see a component;
-* the deployment's data mounts (``/mnt/<bucket>``, read-only).
+* the deployment's data mounts (``/mnt/<bucket>``, read-only);
+* ``init: true`` unless the file says otherwise, as a component's container has.
 
 Networks, volumes, configs and secrets the file declares (and the ``default`` network) get the deployment's
 labels too, so that stop and delete find them; external ones are the user's and are left alone.
@@ -136,6 +137,9 @@ def rewrite(text: str, *, env_names: list[str], labels: dict[str, str], mounts: 
         service["environment"] = _with_names(service.get("environment"), env_names)
         service["labels"] = _with_labels(service.get("labels"), ours)
         if not version.startswith(("1", "2")):  # a swarm service's own labels (no `deploy` in a version 2 file)
+            # an init process as PID 1, as a component's container has: a server run as PID 1 ignores SIGTERM,
+            # so each stop would wait out the kill timeout (init needs a 3.7+ or versionless file)
+            service.setdefault("init", True)
             deploy = service.setdefault("deploy", {})
             deploy["labels"] = _with_labels(deploy.get("labels"), ours)
         if mounts:
