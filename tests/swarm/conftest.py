@@ -14,7 +14,7 @@ from tests.support import debug_docker, docker_client, docker_prefix, pytest_run
 from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
 from tests.support.swarm import binary_image, swarm  # noqa: F401
 
-from .helpers import wait_job
+from .helpers import register_manager
 
 WEB_TAG = "dockyard-test/swarm-httpd:1"
 # each task answers /hostname with its own container's host name
@@ -55,16 +55,10 @@ def server(swarm, helper_image, tmp_path_factory):  # noqa: F811
 
 @pytest.fixture(scope="session")
 def manager(server, swarm):  # noqa: F811
-    """A user, and the swarm's manager registered and checked with that user's credential: (api, credential,
-    infrastructure-service, the check's job)."""
+    """A user, and the swarm's manager registered with that user's credential and checked (the check a new
+    credential gets at once): (api, credential, infrastructure-service, the check's job)."""
     api, _ = new_user(server)
-    infra = api.add("infrastructure-service", {
-        "template": {"href": "infrastructure-service-template/generic", "subtype": "swarm",
-                     "endpoint": swarm.endpoint}, "name": "test-swarm"}).data["resource-id"]
-    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
-                                               "parent": infra, "ca": swarm.ca, "cert": swarm.cert,
-                                               "key": swarm.key}, "name": "test-swarm"}).data["resource-id"]
-    job = wait_job(api, api.operation(api.get(cred), "check").data["location"])
+    cred, infra, job = register_manager(api, swarm)
     assert job["state"] == "SUCCESS", job
     assert api.get(infra).data["swarm-manager"] is True
     return api, cred, infra, job

@@ -38,3 +38,17 @@ def swarm_objects(swarm, dep_id: str) -> dict[str, list[str]]:
     for i in range(len(swarm.nodes)):
         found[f"node{i + 1} networks"] = swarm.docker(i, "network", "ls", "-q", "--filter", label).split()
     return found
+
+
+def register_manager(api, swarm) -> tuple[str, str, dict]:
+    """The swarm's manager registered as Nuvla has it (an infrastructure-service of subtype swarm and its
+    credential with the test's client certificate); (credential, infrastructure-service, the check's job),
+    once the check that a new credential gets at once has ended."""
+    infra = api.add("infrastructure-service", {
+        "template": {"href": "infrastructure-service-template/generic", "subtype": "swarm",
+                     "endpoint": swarm.endpoint}, "name": "test-swarm"}).data["resource-id"]
+    cred = api.add("credential", {"template": {"href": "credential-template/infrastructure-service-swarm",
+                                               "parent": infra, "ca": swarm.ca, "cert": swarm.cert,
+                                               "key": swarm.key}, "name": "test-swarm"}).data["resource-id"]
+    [job] = api.search("job", filter=f"target-resource/href='{cred}' and action='credential_check'").resources
+    return cred, infra, wait_job(api, job.id)

@@ -67,6 +67,12 @@ def observed(dep: dict[str, Any], tasks: list[TaskStatus]) -> dict[str, Any] | N
     return fields
 
 
+def settling(tasks: Sequence[TaskStatus]) -> bool:
+    """A Swarm service whose current tasks do not all run yet: they are starting (a task moved from a lost
+    node, an update, a scale), and the manager will raise no event when they run."""
+    return bool(tasks) and bool(tasks[0].node) and any(t.state != RUNNING for t in tasks)
+
+
 def unreachable(message: str) -> dict[str, Any]:
     """What a STARTED deployment becomes when its engine does not answer (``message`` says why)."""
     return {"state": deployments.ERROR, "status_message": message,

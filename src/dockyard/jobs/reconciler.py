@@ -11,6 +11,11 @@ are left alone. The sweep does the same for every running deployment, catches wh
 restart of Dockyard, an engine that was away) and removes orphans: containers labelled with a
 deployment that no longer exists or is stopped.
 
+An engine registered between two sweeps has its event stream followed within seconds. A Swarm service's
+tasks start and move without an event on the manager: after a node event (a node down or
+back) and while a service's replicas do not all run, its deployment is looked at again every second, for
+at most two minutes, so a lost node's tasks show on their new node within moments, not at the next sweep.
+
 An engine that does not answer (the sweep cannot list its containers, its event stream cannot be opened)
 puts its STARTED deployments in ERROR with the reason and the task state ``unreachable``: nobody can tell
 whether they run. When it answers again, its event stream reopens and every deployment is reconciled at
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from ..deploy import observe
@@ -34,6 +40,11 @@ from ..store.query import Query
 
 log = logging.getLogger("dockyard.reconciler")
 
+SETTLE_POLL = 1.0  # seconds between looks at a Swarm service whose tasks are starting or moving
+SETTLE_FOR = 120.0  # seconds such a service is followed at most; after that, the sweep alone looks again
+ENGINE_POLL = 2.0  # seconds between looks for engines registered since the last sweep (to follow their events)
+NODE_SETTLE = 5.0  # seconds a node event's services are followed at least: the manager moves tasks just after
+
 
 class Reconciler:
     def __init__(self, services: Services, *, interval: float = 30.0) -> None:
@@ -42,6 +53,9 @@ class Reconciler:
         self._stop = StopSignal()
         self._watchers: dict[str, threading.Thread] = {}
         self._thread: threading.Thread | None = None
+        # deployment → (followed at least until, at most until, a look is scheduled): see _follow
+        self._settling: dict[str, tuple[float, float, bool]] = {}
+        self._settling_lock = threading.Lock()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._sweep_loop, name="dockyard-sweep", daemon=True)
@@ -55,12 +69,20 @@ class Reconciler:
     # -- the sweep ---------------------------------------------------------------------------------
 
     def _sweep_loop(self) -> None:
+        """A sweep every ``interval`` s; between two, every ``ENGINE_POLL`` s, a look for engines registered
+        since, whose event streams are then followed at once (not at the next sweep, minutes away)."""
+        next_sweep = 0.0
         while not self._stop.is_set():
             try:
-                self.sweep()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + self.interval
+                    self.sweep()
+                else:
+                    for cred_id, _ in self.engines():
+                        self._watch(cred_id, swept=False)
             except Exception:
                 log.exception("sweep failed")
-            self._stop.event.wait(self.interval)
+            self._stop.event.wait(min(self.interval, ENGINE_POLL))
 
     def engines(self) -> list[tuple[str, str]]:
         """Each engine credential as (credential, its engine): an engine is seen through every key to it."""
@@ -98,17 +120,18 @@ class Reconciler:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def _watch(self, cred_id: str) -> None:
+    def _watch(self, cred_id: str, *, swept: bool = True) -> None:
+        """Follow the engine's events through ``cred_id`` (``swept``: a sweep has just looked at everything)."""
         thread = self._watchers.get(cred_id)
         if thread is not None and thread.is_alive():
             return
-        thread = threading.Thread(target=self._events, args=(cred_id,), name=f"dockyard-events-{cred_id}",
+        thread = threading.Thread(target=self._events, args=(cred_id, swept), name=f"dockyard-events-{cred_id}",
                                   daemon=True)
         self._watchers[cred_id] = thread
         thread.start()
 
-    def _events(self, cred_id: str) -> None:
-        missed = False  # the sweep that started this watcher has just looked at everything
+    def _events(self, cred_id: str, swept: bool = True) -> None:
+        missed = not swept  # unless a sweep started this watcher, what it finds has not been looked at yet
         refused = ""  # said once, not every 2 s while an engine stays away
         while not self._stop.is_set():
             try:
@@ -128,7 +151,9 @@ class Reconciler:
                         self._reconcile_all(cred_id)
                     missed = True  # from here on, a closed stream misses what follows
                     for event in events:
-                        self.reconcile(event.deployment_id)
+                        # a node that changed (down, up) moves its tasks a moment after the event
+                        self.reconcile(event.deployment_id,
+                                       settle=NODE_SETTLE if event.action.startswith("node-") else 0.0)
             except DriverError as exc:
                 log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
@@ -154,10 +179,14 @@ class Reconciler:
 
     # -- one deployment ----------------------------------------------------------------------------
 
-    def reconcile(self, deployment_id: str) -> None:
+    def reconcile(self, deployment_id: str, *, settle: float = 0.0) -> None:
+        """Bring the deployment's state and parameters to what its engine says; ``settle``: look again every
+        ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`)."""
         with self.services.store.read() as tx:
             dep = tx.get(deployment_id)
         if dep is None or dep["state"] not in WATCHED:
+            with self._settling_lock:
+                self._settling.pop(deployment_id, None)
             return
         try:
             tasks = driver_for(self.services, dep["parent"]).inspect(deployment_id)
@@ -168,3 +197,35 @@ class Reconciler:
         if fields is not None:
             lifecycle.set_fields(self.services, deployment_id, only_in=WATCHED,
                                    also=lambda ctx, tx, dep: observe.parameters(ctx, tx, dep, tasks), **fields)
+        self._follow(deployment_id, observe.settling(tasks), settle)
+
+    def _follow(self, deployment_id: str, settling: bool, settle: float) -> None:
+        """Look again in ``SETTLE_POLL`` s at a Swarm service whose tasks are settling (``observe.settling``)
+        or that was just told a node changed: its tasks start or move without an event, and the sweep may be
+        minutes away. Followed for ``SETTLE_FOR`` s at most; one that never settles is left to the sweep."""
+        now = time.monotonic()
+        with self._settling_lock:
+            least, most, scheduled = self._settling.get(deployment_id, (now, now + SETTLE_FOR, False))
+            least = max(least, now + settle)
+            if (not settling and now >= least) or now > most:
+                if not settling:  # settled: a later change opens a new window
+                    self._settling.pop(deployment_id, None)
+                return
+            self._settling[deployment_id] = (least, most, True)
+            if scheduled:
+                return
+        timer = threading.Timer(SETTLE_POLL, self._look_again, args=(deployment_id,))
+        timer.daemon = True
+        timer.start()
+
+    def _look_again(self, deployment_id: str) -> None:
+        with self._settling_lock:
+            if deployment_id in self._settling:
+                least, most, _ = self._settling[deployment_id]
+                self._settling[deployment_id] = (least, most, False)
+        if self._stop.is_set():
+            return
+        try:
+            self.reconcile(deployment_id)
+        except Exception:
+            log.exception("looking again at %s failed", deployment_id)
