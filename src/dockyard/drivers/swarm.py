@@ -173,25 +173,34 @@ class SwarmDriver(DockerDriver):
                     and time.monotonic() < deadline:
                 time.sleep(POLL)
 
-    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
+    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> str | None:
         """Remove the service and wait until its task containers are gone from every node. Named volumes of its
         mounts were made by each node a task ran on, and the manager's API reaches only its own node's: with
         ``remove_volumes`` a one-shot task on each node (``helper_image``, :mod:`.node_jobs`) removes them, once
-        no task uses them (a volume another container still uses stays, as ``docker volume rm`` refuses it). A
-        container the deployment got before its engine was known to be a swarm manager goes too."""
+        no task uses them (a volume another container still uses stays, as ``docker volume rm`` refuses it);
+        what was kept, and on which node, is the answer. A container the deployment got before its engine was
+        known to be a swarm manager goes too."""
         volumes = self._named_volumes(deployment_id) if remove_volumes else []
         self._remove_services(deployment_id)
         super().destroy(deployment_id, remove_volumes=remove_volumes)
         _stack().remove_resources(self, deployment_id)  # a stack's networks, configs and secrets
-        if volumes:
-            self.remove_volumes(volumes)
+        if not volumes:
+            return None
+        kept = {node: why for node, why in self.remove_volumes(volumes).items() if why}
+        if not kept:
+            return None
+        return f"volumes {', '.join(volumes)} kept on " + "; ".join(f"{n} ({w})" for n, w in sorted(kept.items()))
 
     def remove_volumes(self, names: list[str]) -> dict[str, str]:
         """Remove the named volumes on every node that has them; node → "" (done) or why not. A node that is
         down keeps its copies (no task reaches it): they are named in the answer and the log."""
         # a node's engine that does not answer fails the task (it is not taken for "no such volume")
+        # a node may still be removing a task's container that uses the volume (the manager forgets the task
+        # first): `volume rm` is tried again for up to 15 s before the node's copy is reported kept
         script = ('for v in "$@"; do names=$(docker volume ls -q) || exit 1; '
-                  'echo "$names" | grep -qxF "$v" || continue; docker volume rm "$v" >/dev/null || exit 1; done')
+                  'echo "$names" | grep -qxF "$v" || continue; n=0; '
+                  'until docker volume rm "$v" >/dev/null; do n=$((n+1)); [ $n -ge 30 ] && exit 1; sleep 0.5; done; '
+                  'done')
         try:
             outcome = run_on_every_node(self._api(), self.helper_image, script, names,
                                         labels={"dockyard.helper": "remove-volumes", **self._instance_label()},
@@ -500,8 +509,10 @@ class SwarmDriver(DockerDriver):
         deadline = time.monotonic() + REMOVE_TIMEOUT
         while removed and time.monotonic() < deadline:
             # a removed service's tasks stay listed (desired state "remove") until their nodes removed
-            # the containers; asked by the service's id, the manager answers 404 at once
-            if not any(t.get("ServiceID") in removed for t in self._call("tasks")):
+            # the containers; asked by the service's id, the manager answers 404 at once. A node that is
+            # down removes its tasks' containers when it is back: not worth waiting for
+            down = {n["ID"] for n in self._call("nodes") if (n.get("Status") or {}).get("State") != "ready"}
+            if not any(t.get("ServiceID") in removed and t.get("NodeID") not in down for t in self._call("tasks")):
                 return
             time.sleep(POLL)
         if removed and time.monotonic() >= deadline:
