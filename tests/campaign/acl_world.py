@@ -166,6 +166,12 @@ class World:
                                          "content": {"image": self.image, "author": "acl matrix",
                                                      "architectures": ["amd64"]}})
 
+    def application(self) -> str:
+        return self.owner.add("module", {"path": f"{self.project}/{unique('app')}", "subtype": "application",
+                                         "compatibility": "docker-compose",
+                                         "content": {"docker-compose": "services:\n  web:\n    image: x\n",
+                                                     "author": "acl matrix"}})
+
     def deploy(self, **extra: Any) -> str:
         dep = self.owner.add("deployment", {"module": {"href": self.module}, **extra})
         self.deployments.append(dep)
@@ -350,7 +356,9 @@ FACTORIES: dict[str, tuple[Callable[[World], Doc], bool]] = {
     "infrastructure-service#local-engine": (_like_local_engine, False),
     "infrastructure-service-group": (lambda w: Doc(w.owner.new_doc()), True),
     "module": (lambda w: Doc(w.owner.add("module", {"path": unique("acl"), "subtype": "project"})), True),
+    "module#application": (lambda w: Doc(w.application()), True),
     "module-component": (lambda w: Doc(w.stored(w.component())["versions"][0]["href"]), False),
+    "module-application": (lambda w: Doc(w.stored(w.application())["versions"][0]["href"]), False),
     "deployment": (lambda w: Doc(w.deploy()), True),
     "deployment#started": (_started, True),
     "deployment-parameter": (_parameter(lambda w: w.started), True),

@@ -105,8 +105,21 @@ module
   search                  found  hidden found  found  found  403    403
   edit                    200    403    403    200    200    403    403
   delete                  200    403    403    403    200    403    403
+  validate-docker-compose 409    403    403    403    409    403    403
+# a compose application: its owner (and an admin) may have its file validated
+module#application
+  get                     acl    403    data   data   acl    403    403
+  search                  found  hidden found  found  found  403    403
+  edit                    200    403    403    200    200    403    403
+  delete                  200    403    403    403    200    403    403
+  validate-docker-compose 202    403    403    403    202    403    403
 # an app's stored content: read through its module only
 module-component
+  get                     403    403    403    403    acl    403    403
+  search                  403    403    403    403    found  403    403
+  edit                    403    403    403    403    403    403    403
+  delete                  403    403    403    403    200    403    403
+module-application
   get                     403    403    403    403    acl    403    403
   search                  403    403    403    403    found  403    403
   edit                    403    403    403    403    403    403    403
