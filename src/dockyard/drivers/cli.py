@@ -38,7 +38,7 @@ DEBIAN_DOCKER = "/usr/bin/docker"
 DOCKER_CLI = DEBIAN_DOCKER if os.path.exists(DEBIAN_DOCKER) else (shutil.which("docker") or "docker")
 COMPOSE_CLI = "docker-compose"
 COMPOSE_FILE = "docker-compose.yaml"
-RESERVED_FILES = frozenset({COMPOSE_FILE, "config.json", "ca.pem", "cert.pem", "key.pem"})
+RESERVED_FILES = frozenset({COMPOSE_FILE})
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TZ")
 
 # reasons (DriverError.reason), as the Docker driver's
@@ -63,10 +63,12 @@ _REASONS = (  # the first pattern found in the CLI's words decides
 @dataclass
 class Workdir:
     """One CLI call's private directory: ``compose_file`` inside it, ``engine_args`` (``-H`` and TLS flags, the
-    same for ``docker`` and ``docker-compose``) and ``env`` for the process."""
+    same for ``docker`` and ``docker-compose``) and ``env`` for the process. The TLS identity and the registry
+    config are in a directory of their own (``secrets``), so that no name of the app's files can meet them."""
 
     path: str
     compose_file: str
+    secrets: str = ""
     engine_args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -77,22 +79,24 @@ def workdir(endpoint: str, tls: TlsMaterial | None, *, compose: str = "", files:
     """A 0700 directory with the compose file, the app's files, the TLS identity and the registry config; gone
     when the block ends."""
     path = tempfile.mkdtemp(prefix="dockyard-cli-")  # mode 0700
+    secrets = tempfile.mkdtemp(prefix="dockyard-cli-secrets-")
     try:
-        wd = Workdir(path, os.path.join(path, COMPOSE_FILE))
+        wd = Workdir(path, os.path.join(path, COMPOSE_FILE), secrets)
         _write(wd.compose_file, compose)
         for name, content in files:
             _write(os.path.join(path, _file_name(name)), content)
-        wd.engine_args = ["-H", _host(endpoint)] + (_tls_args(path, tls) if tls is not None else [])
+        wd.engine_args = ["-H", _host(endpoint)] + (_tls_args(secrets, tls) if tls is not None else [])
         if registry_auths:
-            _write(os.path.join(path, "config.json"), json.dumps({"auths": {
+            _write(os.path.join(secrets, "config.json"), json.dumps({"auths": {
                 a.serveraddress: {"auth": base64.b64encode(f"{a.username}:{a.password}".encode()).decode()}
                 for a in registry_auths}}))
         # the CLI's own environment only: the caller's DOCKER_HOST, DOCKER_CONFIG or proxies must not steer it
         wd.env = {k: os.environ[k] for k in _KEEP_ENV if k in os.environ}
-        wd.env.update(HOME=path, DOCKER_CONFIG=path, **dict(env))
+        wd.env.update(HOME=secrets, DOCKER_CONFIG=secrets, **dict(env))
         yield wd
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        shutil.rmtree(secrets, ignore_errors=True)
 
 
 def run(argv: list[str], wd: Workdir, *, timeout: float, what: str, stdin: str | None = None) -> str:
@@ -126,7 +130,7 @@ def error(what: str, output: str) -> DriverError:
 def clean(output: str) -> str:
     """The CLI's lines that say something: no progress lines, no temporary paths, at most 4000 characters."""
     lines = [line.strip() for line in output.splitlines()]
-    lines = [re.sub(r"(\.?/[\w./-]*dockyard-cli-[\w]+/?)", "", line) for line in lines
+    lines = [re.sub(r"(\.?/[\w./-]*dockyard-cli-[\w-]+/?)", "", line) for line in lines
              if line and not re.match(r"^(Creating|Starting|Removing|Pulling|Recreating|Stopping|Updating)\b.*"
                                       r"(\.\.\. ?(done)?|)$", line)]
     text = "\n".join(lines).replace("ERROR: ", "")
