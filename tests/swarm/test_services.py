@@ -77,7 +77,8 @@ def test_three_replicas_spread_answer_on_their_host_port_and_stop_leaves_nothing
     assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
 
 
-def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads_every_tasks_log(swarm, web_image):
+def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads_every_tasks_log(
+        swarm, web_image, manager):
     """Without a published port each node picks one for its own task; the log holds every task's lines."""
     from dockyard.drivers import TlsMaterial
     from dockyard.drivers.base import RUNNING, PortSpec, RestartPolicy, TaskSpec
@@ -87,9 +88,9 @@ def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads
     spec = TaskSpec(dep_id, f"logs-{dep_id[-8:]}", web_image, ports=(PortSpec(8080),), replicas=3,
                     restart=RestartPolicy("any"),
                     command=("sh", "-c", "echo hello from $(hostname); exec httpd -f -p 8080 -h /etc"))
-    # the answer an engine check stores (the session probes once: test_swarm_fixture asks the same), so the
-    # start below probes nothing
-    known = swarm.routing_mesh
+    # the answer the engine check stored (the session's one probe), so the start below probes nothing
+    api, _, infra, _ = manager
+    known = api.get(infra).data["swarm-routing-mesh"]
     with SwarmDriver(swarm.endpoint, TlsMaterial(swarm.cert, swarm.key, swarm.ca), probe_image=swarm.image,
                      routing_mesh=known) as driver:
         try:

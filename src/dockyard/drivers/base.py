@@ -229,8 +229,9 @@ class Driver(ABC):
         """Signal the deployment's tasks and wait up to ``timeout`` s; a missing task counts as stopped."""
 
     @abstractmethod
-    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> None:
-        """Remove everything created for the deployment (found by label). Idempotent."""
+    def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> str | None:
+        """Remove everything created for the deployment (found by label). Idempotent. Returns what had to be
+        kept, in a user's words (volumes on a node that was down, say), or None."""
 
     @abstractmethod
     def inspect(self, deployment_id: str) -> list[TaskStatus]:

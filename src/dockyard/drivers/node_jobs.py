@@ -39,8 +39,9 @@ def run_on_every_node(api: docker.APIClient, image: str, script: str, args: list
     wrapped = f"( {script} ) || exit $?; touch {DONE}; exec sleep {int(timeout) + 60}"
     health = docker.types.Healthcheck(test=["CMD", "test", "-e", DONE], interval=int(POLL * 1e9),
                                       timeout=int(5e9), retries=int(timeout / POLL) + 10)
+    # init: the waiting `sleep` is PID 1 otherwise, which ignores the SIGTERM of the removal (10 s more)
     container = docker.types.ContainerSpec(image, command=["sh", "-c", wrapped, "node-job", *args],
-                                           labels=labels, mounts=mounts, healthcheck=health)
+                                           labels=labels, mounts=mounts, healthcheck=health, init=True)
     template = docker.types.TaskTemplate(container, restart_policy=docker.types.RestartPolicy(condition="none"))
     body = {"Name": f"dockyard-node-job-{uuid.uuid4().hex[:8]}", "Labels": labels, "TaskTemplate": dict(template),
             "Mode": {"Global": {}}}

@@ -169,8 +169,9 @@ class SwarmDriver(DockerDriver):
                     raise
                 continue
             deadline = time.monotonic() + timeout + REMOVE_TIMEOUT
-            while any(t["Status"]["State"] == "running" for t in self._tasks(service["ID"])) \
-                    and time.monotonic() < deadline:
+            # a task on a node that is down stays "running" (its last word) until the node is back
+            while any(t["Status"]["State"] == "running" and t.get("NodeID") not in self._down_nodes()
+                      for t in self._tasks(service["ID"])) and time.monotonic() < deadline:
                 time.sleep(POLL)
 
     def destroy(self, deployment_id: str, *, remove_volumes: bool = False) -> str | None:
@@ -489,6 +490,10 @@ class SwarmDriver(DockerDriver):
             return []
         return sorted(tasks, key=lambda t: (t.get("CreatedAt", ""), t["ID"]))
 
+    def _down_nodes(self) -> set[str]:
+        """The ids of the nodes that are not ready: what their tasks last said is all the manager knows."""
+        return {n["ID"] for n in self._call("nodes") if (n.get("Status") or {}).get("State") != "ready"}
+
     def _nodes(self) -> dict[str, tuple[str, str]]:
         """node id → (hostname, address)."""
         return {n["ID"]: ((n.get("Description") or {}).get("Hostname", ""), (n.get("Status") or {}).get("Addr", ""))
@@ -511,7 +516,7 @@ class SwarmDriver(DockerDriver):
             # a removed service's tasks stay listed (desired state "remove") until their nodes removed
             # the containers; asked by the service's id, the manager answers 404 at once. A node that is
             # down removes its tasks' containers when it is back: not worth waiting for
-            down = {n["ID"] for n in self._call("nodes") if (n.get("Status") or {}).get("State") != "ready"}
+            down = self._down_nodes()
             if not any(t.get("ServiceID") in removed and t.get("NodeID") not in down for t in self._call("tasks")):
                 return
             time.sleep(POLL)

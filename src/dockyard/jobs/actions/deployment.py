@@ -155,7 +155,7 @@ def stop_deployment(ctx: JobContext) -> str:
         ctx.progress(10)
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
         _archive_log(ctx, driver, dep)
-        driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
+        kept = driver.destroy(dep["id"], remove_volumes=bool(payload.get("remove-volumes")))
     except DriverError as exc:  # the job fails, and so the deployment is in ERROR (lifecycle.job_ended)
         raise ActionFailed.of(exc) from exc
     with ctx.services.store.write() as tx:
@@ -163,9 +163,9 @@ def stop_deployment(ctx: JobContext) -> str:
         data_mounts.revoke(tx, dep["id"])
     data_mounts.discard(ctx.services, dep)
     lifecycle.set_fields(ctx.services, dep["id"], only_in=frozenset({lifecycle.STOPPING}),
-                           state=lifecycle.STOPPED, status_message="stopped",
+                           state=lifecycle.STOPPED, status_message="stopped" + (f"; {kept}" if kept else ""),
                            phases={"stopped": now_ts()}, task={"state": "missing", "checked": now_ts()})
-    return f"stopped {dep['id']}"
+    return f"stopped {dep['id']}" + (f"; {kept}" if kept else "")
 
 
 def _archive_log(ctx: JobContext, driver: Any, dep: dict[str, Any]) -> None:
