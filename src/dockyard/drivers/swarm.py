@@ -467,8 +467,10 @@ class SwarmDriver(DockerDriver):
                 again = "; its previous version runs again" if state == "rollback_completed" else ""
                 failed = [t for t in self._tasks(service_id) if t["Status"]["State"] in _FAILED]
                 error = f" ({failed[-1]['Status'].get('Err')})" if failed and failed[-1]["Status"].get("Err") else ""
-                raise DriverError(f"Service '{spec.name}' was not updated: {why or status.get('Message') or state}"
-                                  f"{error}{again}", reason=START_FAILED)
+                # the engine's reason, when a look caught it while rolling back (it may be over in a moment)
+                reason = why or ("update rolled back" if state.startswith("rollback") else status.get("Message"))
+                raise DriverError(f"Service '{spec.name}' was not updated: {reason or state}{error}{again}",
+                                  reason=START_FAILED)
             time.sleep(POLL)
         raise DriverError(f"Service '{spec.name}' was still updating after the deadline "
                           f"({status.get('State') or 'not begun'}: {status.get('Message', '')})", reason=START_FAILED)
