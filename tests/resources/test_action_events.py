@@ -143,6 +143,13 @@ def _every_action(user: User) -> list[tuple[str, str, int]]:
                                                  "parent": infra, "cert": "C", "key": "K", "ca": ""}},
                      201)["resource-id"]
     act(cred, "check", status=202)
+    project = f"p{uuid.uuid4().hex[:8]}"
+    user.post("module", {"path": project, "subtype": "project"}, 201)
+    app = user.post("module", {"path": f"{project}/pair", "subtype": "application",
+                               "compatibility": "docker-compose", "content": {
+                                   "author": "tests", "docker-compose": "services:\n  web:\n    image: busybox\n"}},
+                    201)["resource-id"]
+    act(app, "validate-docker-compose", status=202)
     obj = user.post("data-object", {"template": {
         "href": "data-object-template/generic", "bucket": f"b{uuid.uuid4().hex[:8]}", "object": "o.txt",
         "credential": "credential/local-storage", "content-type": "text/plain"}}, 201)["resource-id"]
