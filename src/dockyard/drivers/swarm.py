@@ -53,7 +53,7 @@ from dockyard.drivers.base import (
 )
 from dockyard.drivers.docker import (
     DEFAULT_TIMEOUT, ENGINE_TLS, ENGINE_UNAVAILABLE, IMAGE_NOT_FOUND, INVALID_SPEC, NOT_FOUND, REGISTRY_AUTH,
-    START_FAILED, DockerDriver, _auth_config, _closed_on, _epoch, _mount, _translate, _ts, _validate,
+    START_FAILED, DockerDriver, _auth_config, _closed_on, _engine_event, _epoch, _mount, _translate, _ts, _validate,
 )
 from dockyard.drivers.mesh import ProbeFailed, routing_mesh_answers
 from dockyard.drivers.node_jobs import run_on_every_node
@@ -103,7 +103,13 @@ class SwarmDriver(DockerDriver):
     # -- Driver verbs -------------------------------------------------------------------------------------
 
     def deploy_stack(self, spec: StackSpec) -> StartResult:
-        """A compose application as a stack (``docker stack deploy``, :mod:`.stack`)."""
+        """A compose application as a stack (``docker stack deploy``, :mod:`.stack`); one written for
+        ``docker-compose`` (its module's ``compatibility``) with compose on the manager's own engine, as Nuvla's
+        ``docker_compose`` connector does on a swarm: its file may use what a stack ignores (``depends_on``
+        conditions, ``container_name``, ``network_mode`` of a service…). Its containers are then the
+        manager's, seen by label as a plain engine's (inspect, logs, stop and destroy fall back to them)."""
+        if spec.compatibility == "docker-compose":
+            return super().deploy_stack(spec)
         from dockyard.drivers import stack
 
         return stack.deploy(self, spec)
@@ -287,16 +293,23 @@ class SwarmDriver(DockerDriver):
         a worker node raises no event on the manager: the reconciler's sweep sees it."""
         owners = {s["ID"]: s["Spec"]["Labels"][LABEL_DEPLOYMENT] for s in self._list_services([LABEL_DEPLOYMENT])}
         start = _epoch(since) or datetime.now(timezone.utc).timestamp()
-        stream = self._call("events", since=start, filters={"type": ["service", "node"]}, decode=True)
+        stream = self._call("events", since=start, filters={"type": ["service", "node", "container"]},
+                            decode=True)
         return self._service_events(stream, stop, owners)
 
     def _service_events(self, stream: Any, stop: StopSignal, owners: dict[str, str]) -> Iterator[EngineEvent]:
+        scope = dict(label.split("=", 1) for label in self._scope())
         with _closed_on(stop, stream):
             for raw in self._stream_until_closed(stream, stop):
                 action = str(raw.get("Action") or "")
                 nanos = raw.get("timeNano") or int(raw.get("time") or 0) * 1_000_000_000
                 when = format_ts(datetime.fromtimestamp(nanos / 1e9, timezone.utc))
                 actor = str((raw.get("Actor") or {}).get("ID", ""))
+                if raw.get("Type") == "container":  # the manager's own containers: a compose project's
+                    event = self._container_event(raw, scope)
+                    if event is not None:
+                        yield event
+                    continue
                 if raw.get("Type") == "node":
                     for service in self._list_services([LABEL_DEPLOYMENT]):
                         yield EngineEvent(service["Spec"]["Labels"][LABEL_DEPLOYMENT], service["ID"],
@@ -309,6 +322,14 @@ class SwarmDriver(DockerDriver):
         if not stop.is_set():
             raise DriverError(f"The Docker engine at {self.endpoint} closed its event stream.",
                               reason=ENGINE_UNAVAILABLE, recoverable=True)
+
+    @staticmethod
+    def _container_event(raw: dict[str, Any], scope: dict[str, str]) -> EngineEvent | None:
+        """A container event of ours that is no service's task (those are seen through their service)."""
+        attributes = (raw.get("Actor") or {}).get("Attributes") or {}
+        if SERVICE_LABEL in attributes or any(attributes.get(k) != v for k, v in scope.items()):
+            return None
+        return _engine_event(raw)
 
     def _owner(self, service_id: str) -> str:
         """The deployment of a service this driver manages; "" for any other (or one already gone)."""
