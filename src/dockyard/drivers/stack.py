@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 DEPLOY_TIMEOUT = 300.0  # seconds `docker stack deploy` may take (it creates the services; nodes pull later)
 REMOVE_TIMEOUT = 30.0  # seconds to wait until a network's last task endpoint is gone
 POLL = 0.3
+START_POLL = 0.05  # seconds between two looks at a starting stack's tasks: a start returns this late at most
 STACK_LABEL = "com.docker.stack.namespace"
 VERSION = "3.8"
 NO_MESH = ("services reach each other by name through DNS round robin (endpoint_mode dnsrr) and publish their "
@@ -130,7 +131,7 @@ def _wait_running(driver: SwarmDriver, spec: StackSpec, expected: int) -> list[T
         if time.monotonic() > deadline:
             raise DriverError(f"The stack did not start within {driver.start_timeout:g} s: {why}",
                               reason=cli.START_FAILED)
-        time.sleep(POLL)
+        time.sleep(START_POLL)
 
 
 def _desired(service: dict[str, Any]) -> int:

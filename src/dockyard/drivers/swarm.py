@@ -64,6 +64,7 @@ START_TIMEOUT = 120.0  # the swarm-start-timeout setting's default
 REMOVE_TIMEOUT = 30.0  # seconds to wait for a removed service's task containers to go from the nodes
 PROBE_TIMEOUT = 30.0  # seconds the routing-mesh probe may take; a probe that cannot finish means "no mesh"
 POLL = 0.2
+START_POLL = 0.05  # seconds between two looks at a starting service's tasks: a start returns this late at most
 UPDATE_DELAY = 1.0  # seconds between one task's update and the next one's
 UPDATE_MONITOR = 3.0  # seconds an updated task is watched; one that fails within them rolls the update back
 STOP_GRACE = 10.0  # Swarm's default grace period of a stopping task, counted in an update's deadline
@@ -457,7 +458,7 @@ class SwarmDriver(DockerDriver):
                 return self.inspect(spec.deployment_id)
             if time.monotonic() > deadline:
                 break
-            time.sleep(POLL)
+            time.sleep(START_POLL)
         if failed is not None:
             raise _task_error(spec, failed, self._nodes())
         raise DriverError(f"Service '{spec.name}' did not start: {len(running)} of {spec.replicas} replicas run "
