@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import docker
+import docker.errors
 import httpx
 
 from dockyard.core.ids import name_uuid
@@ -231,13 +232,23 @@ class World:
 
 
 def container_env(dep: str, timeout: float = 60) -> dict[str, str]:
+    """The environment of the deployment's container, as soon as it exists (the start may still run).
+
+    The low-level list, then one inspect: the SDK's ``containers.list`` inspects every container it listed, and a
+    container being removed meanwhile (CI saw one, once, on PostgreSQL: cause not found) made that a docker 404
+    rather than a container of the deployment. A container gone between the two is said on the output and looked
+    for again; a start that failed (and removed its container) still fails the case: no container comes back."""
     client = docker.from_env()
     try:
         deadline = time.monotonic() + timeout
-        while not (found := client.containers.list(all=True, filters={"label": f"{LABEL}={dep}"})):
+        while True:
+            for found in client.api.containers(all=True, filters={"label": f"{LABEL}={dep}"}):
+                try:
+                    return dict(e.split("=", 1) for e in client.api.inspect_container(found["Id"])["Config"]["Env"])
+                except docker.errors.NotFound:
+                    print(f"[acl world] container {found['Id'][:12]} of {dep} was removed as it was read")
             assert time.monotonic() < deadline, f"no container for {dep}"
             time.sleep(0.05)
-        return dict(e.split("=", 1) for e in found[0].attrs["Config"]["Env"])
     finally:
         client.close()
 
