@@ -367,21 +367,19 @@ def host_architecture() -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm/v7"}.get(machine, "amd64")
 
 
-class ModuleApplication(ResourceType):
-    """The stored content of each application version; read through its module."""
+class _VersionContent(ResourceType):
+    """The stored content of each version of a module, one type per subtype; read through its module."""
 
+    collection_acl = {"query": [ADMIN], "add": [ADMIN]}
+    editable = False
+    log_events = False
+
+
+class ModuleApplication(_VersionContent):
     name = "module-application"
     schema = APPLICATION
-    collection_acl = {"query": [ADMIN], "add": [ADMIN]}
-    editable = False
-    log_events = False
 
 
-class ModuleComponent(ResourceType):
-    """The stored content of each component version; read through its module."""
-
+class ModuleComponent(_VersionContent):
     name = "module-component"
     schema = COMPONENT
-    collection_acl = {"query": [ADMIN], "add": [ADMIN]}
-    editable = False
-    log_events = False
