@@ -85,6 +85,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("public-url", "", "The URL users reach this server at (pre-signed object URLs point there); "
             "empty means http://<host>:<port> as served."),
     Setting("publish-ip", "", "Host address container ports are published on; empty means every address."),
+    Setting("engine", "docker", "The local engine registered at start: docker (the engine at the local socket) or "
+            "simulated (a no-op engine for measuring the control plane: nothing runs; never chosen unless set, and "
+            "every process of an installation must set it).", one_of("docker", "simulated")),
+    Setting("simulated-state", "", "The simulated engine's state file, shared by every process of the installation; "
+            "empty means simulated-engine.db in the data dir."),
+    Setting("simulated-start-delay", 0.0, "Seconds a simulated container takes to start.", float),
+    Setting("simulated-stop-delay", 0.0, "Seconds a simulated container takes to stop.", float),
     Setting("swarm-probe-image", "busybox:stable", "A busybox-like image (httpd, wget, sh) on a swarm's nodes, "
             "with which Dockyard asks each swarm once whether its routing mesh answers; where the probe cannot "
             "run, services publish in host mode."),

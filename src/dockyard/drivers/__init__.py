@@ -21,6 +21,7 @@ ENTRY_POINT_GROUP = "dockyard.drivers"
 _BUILTIN = {
     "docker": "dockyard.drivers.docker:DockerDriver",
     "swarm": "dockyard.drivers.swarm:SwarmDriver",
+    "simulated": "dockyard.drivers.simulated:SimulatedDriver",  # for measurement; only by explicit setting
 }
 
 

@@ -20,6 +20,7 @@ from . import TlsMaterial, get_driver
 from .base import Driver, DriverError, EngineInfo
 
 ENGINE_CREDENTIAL = "infrastructure-service-swarm"
+SIMULATED_SCHEME = "simulated://"  # drivers/simulated.py's endpoints
 
 _cache: dict[tuple[str, str, str], Driver] = {}
 _lock = threading.Lock()
@@ -41,14 +42,28 @@ def engine_of(services: Any, credential_id: str) -> tuple[dict[str, Any], dict[s
 def driver_for(services: Any, credential_id: str) -> Driver:
     """The driver that speaks to the credential's engine with that credential's TLS material."""
     infra, cred = engine_of(services, credential_id)
+    if _simulated(services, infra):
+        return _open(services, infra, cred, "simulated")
     # a swarm manager (as its last check found it) runs components as services; any other engine, containers
     return _open(services, infra, cred, "swarm" if infra.get("swarm-manager") else "docker")
+
+
+def _simulated(services: Any, infra: dict[str, Any]) -> bool:
+    """Whether ``infra`` is a simulated engine; one is opened only by a process set to use it (``engine``)."""
+    if not infra.get("endpoint", "").startswith(SIMULATED_SCHEME):
+        return False
+    if services.settings["engine"] != "simulated":
+        raise DriverError(f"the engine {infra['id']} is simulated, and this process is not set to use a simulated "
+                          "engine (DOCKYARD_ENGINE=simulated)", reason="engine-unavailable")
+    return True
 
 
 def check(services: Any, credential_id: str) -> EngineInfo:
     """Ask the credential's engine what it is; of a swarm manager, also whether its routing mesh answers (the
     probe, about 16 s where it does not), so that starts use the stored answer instead of probing."""
     infra, cred = engine_of(services, credential_id)
+    if _simulated(services, infra):
+        return _open(services, infra, cred, "simulated").check()
     info = _open(services, infra, cred, "docker").check()
     if not info.swarm_manager:
         return info
@@ -73,6 +88,9 @@ def _open(services: Any, infra: dict[str, Any], cred: dict[str, Any], engine: st
                    "helper_image": services.settings["swarm-helper-image"],
                    "start_timeout": services.settings["swarm-start-timeout"],
                    "routing_mesh": infra.get("swarm-routing-mesh")}
+    if engine == "simulated":
+        options = {"start_delay": services.settings["simulated-start-delay"],
+                   "stop_delay": services.settings["simulated-stop-delay"]}
     key = (infra["endpoint"], fingerprint, engine, options.get("routing_mesh"))
     with _lock:
         driver = _cache.get(key)

@@ -87,6 +87,9 @@ def attach_engine(runtime: Runtime) -> None:
 
     services = runtime.services
     settings = services.settings
+    if settings["engine"] == "simulated":
+        attach_simulated(runtime)
+        return
     driver = get_driver(LOCAL_SOCKET, tls=None)
     info = driver.check()
     if not info.reachable:
@@ -100,6 +103,18 @@ def attach_engine(runtime: Runtime) -> None:
     if gateway:
         runtime.extra_hosts.append(gateway)
         services.extras["api-endpoint"] = f"http://{gateway}:{settings['port']}"
+
+
+def attach_simulated(runtime: Runtime) -> None:
+    """Register the simulated engine (``engine=simulated``: drivers/simulated.py) as the local engine, its
+    state file shared by every process of the installation; its containers "reach" this server at its URL."""
+    from ..drivers.simulated import endpoint_for
+
+    services = runtime.services
+    settings = services.settings
+    path = settings["simulated-state"] or os.path.join(settings["data-dir"], "simulated-engine.db")
+    register_local_engine(services, endpoint_for(path), "simulated")
+    services.extras["api-endpoint"] = (settings["api-endpoint"] or public_url(settings)).rstrip("/")
 
 
 def start_background(runtime: Runtime, *, workers: bool = True) -> None:
