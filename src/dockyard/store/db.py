@@ -3,7 +3,10 @@
 All SQL lives in this package. Values are always bound; identifiers come from fixed text. On SQLite every
 write transaction is ``BEGIN IMMEDIATE`` behind one in-process writer lock (so writers queue instead of
 spinning in SQLite's busy handler), with WAL and ``synchronous=FULL`` so a write is durable before the API
-answers. On PostgreSQL an edit reads its document ``FOR UPDATE``.
+answers. Writes on SQLite commit in groups: writers that queue while one commits run their bodies, each in a
+savepoint of its own, in one transaction on the store's write connection, and the last of them commits for
+all; each is answered only after that COMMIT (one fsync for the group). On PostgreSQL an edit reads its
+document ``FOR UPDATE``, and concurrent transactions share WAL flushes on their own.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterator
@@ -52,6 +56,11 @@ class Store:
         else:
             raise ValueError(f"unsupported database {self.dialect!r}: use sqlite or postgresql")
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        # SQLite group commit: the write connection, the open group, writers queued for the lock
+        self._group_conn: Connection | None = None
+        self._group: _Group | None = None
+        self._queued = 0
+        self._queued_lock = threading.Lock()
         # called with each write transaction's changes once it has committed, outside the write lock: the
         # event stream follows every change here, including those made inside hooks and jobs
         self.observers: list[Callable[[list[Change]], None]] = []
@@ -80,6 +89,11 @@ class Store:
             tx.conn.exec_driver_sql("ANALYZE")
 
     def close(self) -> None:
+        if self._write_lock is not None:
+            with self._write_lock:
+                if self._group_conn is not None:
+                    self._group_conn.close()
+                    self._group_conn = None
         for holder in list(self._quick_all):
             holder.conn.close()
         self.engine.dispose()
@@ -124,9 +138,13 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator["Tx"]:
+        if self._write_lock is not None:
+            with self._write_grouped() as tx:
+                yield tx
+            return
         slot: list[Any] | None = None
         try:
-            with self._writer() as conn:
+            with self.engine.connect() as conn:
                 with conn.begin():
                     tx = Tx(conn, self.dialect)
                     yield tx
@@ -134,10 +152,11 @@ class Store:
                     slot = self._reserve(tx)
         except BaseException as exc:
             self._release(slot, None)
-            if isinstance(exc, sa.exc.OperationalError) and _disk_full(exc):
-                raise InsufficientStorage(f"the database's disk is full: nothing was written; free space "
-                                          f"and try again ({exc.orig})") from exc
+            _raise_storage(exc)
             raise
+        self._committed_tx(slot, tx)
+
+    def _committed_tx(self, slot: list[Any] | None, tx: "Tx") -> None:
         self._release(slot, tx)
         for done in tx.after_commit:
             try:
@@ -145,18 +164,110 @@ class Store:
             except Exception:  # the write has committed: what follows it must not undo the answer
                 log.exception("an after-commit callback failed")
 
+    # SQLite group commit. A writer takes the write lock, opens the group's transaction if none is open
+    # (BEGIN IMMEDIATE), runs its body in a savepoint (a failing body rolls back alone), and takes its place
+    # in the change journal in body order, which is commit order. It then commits the group itself when no
+    # other writer is queued for the lock (or the group is full or old); otherwise it leaves the commit to the
+    # next one and waits. Every member is answered after the group's COMMIT, or gets its error: durability is
+    # that of one transaction per write, and one COMMIT (one fsync) serves all the writers that queued
+    # meanwhile. Its body sees the uncommitted writes of earlier members, which commit or fail with its own.
+
     @contextmanager
-    def _writer(self) -> Iterator[Connection]:
-        if self._write_lock is None:
-            with self.engine.connect() as conn:
-                yield conn
-            return
-        with self._write_lock, self.engine.connect() as conn:
-            conn.info["begin"] = "BEGIN IMMEDIATE"
+    def _write_grouped(self) -> Iterator["Tx"]:
+        assert self._write_lock is not None
+        with self._queued_lock:
+            self._queued += 1
+        self._write_lock.acquire()
+        slot: list[Any] | None = None
+        group: _Group | None = None
+        try:
+            with self._queued_lock:
+                self._queued -= 1
             try:
-                yield conn
+                group = self._open_group()
+                savepoint = self._group_conn.begin_nested()  # type: ignore[union-attr]
+                tx = Tx(self._group_conn, self.dialect)  # type: ignore[arg-type]
+                try:
+                    yield tx
+                    savepoint.commit()
+                except BaseException:
+                    self._roll_back_body(savepoint, group)
+                    raise
+                slot = self._reserve(tx)
+                group.members += 1
             finally:
-                conn.info["begin"] = "BEGIN"
+                self._maybe_commit()
+        except BaseException as exc:
+            self._write_lock.release()
+            self._release(slot, None)
+            _raise_storage(exc)
+            raise
+        self._write_lock.release()
+        group.done.wait()
+        if group.error is not None:
+            self._release(slot, None)
+            _raise_storage(group.error)
+            raise group.error
+        self._committed_tx(slot, tx)
+
+    def _open_group(self) -> "_Group":
+        if self._group is not None:
+            return self._group
+        if self._group_conn is None:
+            conn = self.engine.connect()
+            conn.info["begin"] = "BEGIN IMMEDIATE"
+            self._group_conn = conn
+        try:
+            self._group_conn.begin()
+        except BaseException:
+            self._end_group(None)  # nothing of the group was written: roll back, or replace the connection
+            raise
+        self._group = _Group()
+        return self._group
+
+    def _roll_back_body(self, savepoint: Any, group: "_Group") -> None:
+        try:
+            savepoint.rollback()
+        except BaseException as exc:  # the connection is unusable: the whole group fails, unanswered
+            log.warning("rolling back a write's savepoint failed, failing its group: %s", exc)
+            self._end_group(exc)
+
+    def _maybe_commit(self) -> None:
+        """Commit the open group unless another writer is about to join it (called under the write lock)."""
+        group = self._group
+        if group is None:
+            return
+        with self._queued_lock:
+            queued = self._queued
+        if queued and group.members < GROUP_MAX and time.monotonic() - group.opened < GROUP_AGE:
+            return
+        if group.members == 0:
+            self._end_group(None, commit=False)
+            return
+        try:
+            self._group_conn.commit()  # type: ignore[union-attr]
+        except BaseException as exc:
+            self._end_group(exc)
+            return
+        self._end_group(None, commit=None)
+
+    def _end_group(self, error: BaseException | None, *, commit: bool | None = False) -> None:
+        group, self._group = self._group, None
+        conn = self._group_conn
+        if commit is False and conn is not None:
+            try:
+                conn.rollback()
+            except BaseException:
+                log.exception("rolling back a write group failed: its connection is replaced")
+                self._group_conn = None
+                try:
+                    conn.invalidate()
+                    conn.close()
+                except BaseException:
+                    pass
+        if group is not None:
+            group.error = error
+            group.done.set()
 
     # Observers see transactions in commit order. Each writer learns of its commit on its own thread, so a
     # writer that is slow to report (its thread descheduled after COMMIT) could otherwise be overtaken by the
@@ -189,6 +300,26 @@ class Store:
                 observe(changes)  # under the order lock: observers only hand the changes on
             except Exception:  # the write has committed: an observer's failure must not undo the answer
                 log.exception("a change observer failed")
+
+
+GROUP_MAX = 256  # writers in one group commit at most
+GROUP_AGE = 0.05  # s: a group older than this commits even if more writers queue
+
+
+class _Group:
+    """One group commit on SQLite: its members wait for ``done``; ``error`` is set if it did not commit."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.members = 0
+        self.opened = time.monotonic()
+
+
+def _raise_storage(exc: BaseException) -> None:
+    if isinstance(exc, sa.exc.OperationalError) and _disk_full(exc):
+        raise InsufficientStorage(f"the database's disk is full: nothing was written; free space "
+                                  f"and try again ({exc.orig})") from exc
 
 
 SQLITE_FULL = 13

@@ -1,0 +1,89 @@
+"""Group commit keeps durability: every acknowledged write survives a SIGKILL of the server.
+
+64 writers edit documents concurrently over HTTP against a `dockyard serve` subprocess (on SQLite their
+writes share commits); the server is killed with SIGKILL as soon as the last acknowledgement arrives, then
+restarted on the same database, and every acknowledged edit must be there. A SIGKILL loses the process, not
+the kernel's page cache, so on PostgreSQL this holds with the test cluster's fsync=off too: what it checks is
+that no write is answered before its COMMIT has returned (a power cut would need fsync on, which the
+durability settings of SQLite here, synchronous=FULL, and PostgreSQL's defaults keep).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import httpx
+import pytest
+
+from ..conftest import ADMIN_PASSWORD, start_server, stop_server
+
+WRITERS = 64
+ROUNDS = 5
+DOC_TYPE = "infrastructure-service-group"
+
+
+def _login(endpoint: str) -> httpx.Client:
+    client = httpx.Client(base_url=endpoint + "/api/", timeout=60)
+    resp = client.post("session", json={"template": {"href": "session-template/password", "username": "admin",
+                                                      "password": ADMIN_PASSWORD}})
+    assert resp.status_code == 201, resp.text
+    return client
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_acknowledged_writes_survive_sigkill(backend, request, tmp_path):
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else None
+    server = start_server(tmp_path / "data", url)
+    try:
+        admin = _login(server.endpoint)
+        ids = []
+        for i in range(WRITERS):
+            resp = admin.post(DOC_TYPE, json={"name": f"gc-{i}", "description": "created"})
+            assert resp.status_code == 201, resp.text
+            ids.append(resp.json()["resource-id"])
+        cookies = dict(admin.cookies)
+        acked: dict[str, str] = {}
+        errors: list[str] = []
+        lock = threading.Lock()
+        start = threading.Barrier(WRITERS)
+
+        def writer(i: int) -> None:
+            with httpx.Client(base_url=server.endpoint + "/api/", timeout=60, cookies=cookies) as http:
+                start.wait()
+                for r in range(ROUNDS):
+                    # each writer adds a new document and edits its own: inserts and updates both group
+                    value = f"w{i}-r{r}"
+                    resp = http.put(ids[i], json={"description": value})
+                    made = http.post(DOC_TYPE, json={"name": f"gc-{i}-{r}", "description": value})
+                    with lock:
+                        if resp.status_code == 200:
+                            acked[ids[i]] = value
+                        else:
+                            errors.append(f"edit {resp.status_code} {resp.text}")
+                        if made.status_code == 201:
+                            acked[made.json()["resource-id"]] = value
+                        else:
+                            errors.append(f"add {made.status_code} {made.text}")
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(WRITERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        server.process.send_signal(signal.SIGKILL)  # right after the last acknowledgement
+        server.process.wait()
+        assert not errors, errors[:5]
+        assert len(acked) == WRITERS * (ROUNDS + 1)
+
+        server = start_server(tmp_path / "data", url)
+        admin = _login(server.endpoint)
+        missing = []
+        for rid, value in acked.items():
+            resp = admin.get(rid)
+            if resp.status_code != 200 or resp.json().get("description") != value:
+                missing.append((rid, value, resp.status_code, resp.json().get("description")))
+        assert not missing, f"{len(missing)} acknowledged writes lost after SIGKILL: {missing[:5]}"
+    finally:
+        if server.process.poll() is None:
+            stop_server(server)
