@@ -112,7 +112,14 @@ def service_parameters(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[Ta
     upsert(ctx, tx, dep, "replicas.desired", str(len(tasks)), node_id=node)
     upsert(ctx, tx, dep, "replicas.running", str(running), node_id=node)
     upsert(ctx, tx, dep, "current.desired.state", "running", node_id=node)
+    upsert(ctx, tx, dep, "current.error.message", first.error or "no error", node_id=node)
     upsert(ctx, tx, dep, "node-id", first.node, node_id=node)
+    if first.last_failure is not None:  # as Nuvla's: the newest task the swarm had to replace
+        error, code, when = first.last_failure
+        upsert(ctx, tx, dep, "restart.error.message", error, node_id=node)
+        upsert(ctx, tx, dep, "restart.timestamp", when, node_id=node)
+        if code is not None:
+            upsert(ctx, tx, dep, "restart.exit.code", str(code), node_id=node)
     if first.state != RUNNING or not first.ports:
         return
     if first.address and any(p.host_ip for p in first.ports) and not ctx.services.settings["public-hostname"]:

@@ -152,7 +152,9 @@ class TaskStatus:
     error: str = ""
     started_at: str | None = None
     finished_at: str | None = None
-    restart_count: int = 0
+    restart_count: int = 0  # a container's restarts; a Swarm service's failed tasks (the swarm replaced them)
+    # the newest of those failures (a Swarm service's: its task's error, exit code and time), as Nuvla's restart.*
+    last_failure: tuple[str, int | None, str] | None = None  # (error, exit code, RFC 3339 time)
     ports: tuple[PublishedPort, ...] = ()
     image: str = ""
     node: str = ""  # the swarm node running the task (its hostname); "" on a plain engine

@@ -244,7 +244,8 @@ class SwarmDriver(DockerDriver):
         for service in services:
             tasks = self._tasks(service["ID"])
             current = [t for t in tasks if t.get("DesiredState") == "running"] or tasks[-1:]
-            found += [_task_status(deployment_id, service, t, nodes) for t in current]
+            failures = _failures(tasks)
+            found += [_task_status(deployment_id, service, t, nodes, failures) for t in current]
         return sorted(found, key=lambda s: (s.state != RUNNING, s.node, s.task_id))
 
     def logs(self, deployment_id: str, *, since: str | None = None, tail: int | None = None,
@@ -603,8 +604,15 @@ def _stack() -> Any:
     return stack
 
 
+def _failures(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The service's tasks that failed and were replaced (desired shutdown, state failed or rejected), newest
+    last: what Nuvla's ``restart.*`` parameters count and describe."""
+    failed = [t for t in tasks if t.get("DesiredState") == "shutdown" and t["Status"].get("State") in _FAILED]
+    return sorted(failed, key=lambda t: t.get("CreatedAt", ""))
+
+
 def _task_status(deployment_id: str, service: dict[str, Any], task: dict[str, Any],
-                 nodes: dict[str, tuple[str, str]]) -> TaskStatus:
+                 nodes: dict[str, tuple[str, str]], failures: list[dict[str, Any]] | None = None) -> TaskStatus:
     status = task.get("Status") or {}
     state = _TASK_STATES.get(status.get("State", ""), CREATED)
     container = status.get("ContainerStatus") or {}
@@ -622,5 +630,12 @@ def _task_status(deployment_id: str, service: dict[str, Any], task: dict[str, An
                       started_at=_ts(status.get("Timestamp")) if state == RUNNING else None,
                       ports=tuple(sorted(ports, key=lambda p: (p.target, p.protocol))),
                       image=task.get("Spec", {}).get("ContainerSpec", {}).get("Image", "").split("@")[0],
-                      node=node, address=address)
+                      node=node, address=address, restart_count=len(failures or ()),
+                      last_failure=_failure(failures[-1]) if failures else None)
+
+
+def _failure(task: dict[str, Any]) -> tuple[str, int | None, str]:
+    status = task.get("Status") or {}
+    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+    return status.get("Err", ""), code if isinstance(code, int) else None, _ts(status.get("Timestamp")) or ""
 
