@@ -1,7 +1,9 @@
 """Running the readiness checks of started deployments (the rules: ``deploy.readiness``).
 
 Who probes: a :class:`Prober` in each process that runs workers, beside the reconciler, and not the start
-job. A job would hold a worker thread (and its lease) for as long as the service takes to come up, up to
+job; of several such processes on one PostgreSQL, the one holding the ``readiness`` election
+(``jobs.election``) probes, and another takes over within seconds of its death, finding every pending
+deployment again as at a start. A job would hold a worker thread (and its lease) for as long as the service takes to come up, up to
 the app's timeout, so a few slow apps would stall every other start; a job of its own would cost a claim
 and an outcome write per start. The prober needs neither: the durable mark of a deployment to probe is the
 deployment itself (STARTED with no ``ready``), so
@@ -38,6 +40,7 @@ from ..resources.deployment_parameter import of_deployment
 from ..deploy.readiness import STARTED, Spec, generation, pending, since, spec_of
 from ..store import filter as cimi_filter
 from ..store.query import Query
+from .election import RETRY, Election
 
 log = logging.getLogger("dockyard.readiness")
 FIRST_PAUSE = 0.01  # seconds between the first two rounds; each pause is 1.5× the last, up to the interval
@@ -46,8 +49,10 @@ HTTP_TIMEOUT = 5.0
 
 
 class Prober:
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, election: Election | None = None) -> None:
         self.services = services
+        self.election = election or Election(services.store)
+        self.leader = False  # whether this process probes now (holds the election)
         self.interval: float = services.settings["readiness-interval"]
         self.grace: float = services.settings["readiness-grace"]
         self.default_timeout: int = services.settings["readiness-timeout"]
@@ -72,6 +77,7 @@ class Prober:
             probe.cancel()
         if self._thread:
             self._thread.join(5)
+        self.election.close()
 
     @property
     def probing(self) -> list[str]:
@@ -84,25 +90,44 @@ class Prober:
         self._sub = feed_of(self.services).subscribe(INTERNAL, types=("deployment", "deployment-parameter"))
 
     def _follow(self) -> None:
-        self._rescan()
+        next_try = 0.0
         while not self._stop.is_set():
             sub = self._sub
             assert sub is not None
             try:
+                if time.monotonic() >= next_try:
+                    next_try = time.monotonic() + RETRY
+                    self._elect()
                 if sub.ended is not None:  # overflow: subscribe again and look at everything once more
                     if self._stop.is_set():
                         return
                     log.info("readiness: the change feed dropped its subscription (%s); looking again",
                              sub.ended)
                     self._subscribe()
-                    self._rescan()
+                    if self.leader:
+                        self._rescan()
                     continue
                 event = sub.get(0.5)
-                if event is not None:
+                if event is not None and self.leader:
                     self._on(event.change, event.data)
             except Exception:
                 log.exception("readiness: following the change feed failed")
                 self._stop.wait(1.0)
+
+    def _elect(self) -> None:
+        """Probe while this process holds the election: when won, find every pending deployment; when
+        lost (the database session ended), leave the checks to the process that holds it now."""
+        leader = self.election.holds("readiness")
+        if leader and not self.leader:
+            self.leader = True
+            self._rescan()
+        elif not leader and self.leader:
+            self.leader = False
+            log.info("readiness: another process probes now")
+            with self._lock:
+                probes, self._probes = list(self._probes.values()), {}
+            for probe in probes:
+                probe.cancel()
 
     def _rescan(self) -> None:
         """Every deployment waiting for its checks (at start: those a stopped process was checking)."""

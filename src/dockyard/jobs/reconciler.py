@@ -20,6 +20,12 @@ An engine that does not answer (the sweep cannot list its containers, its event 
 puts its STARTED deployments in ERROR with the reason and the task state ``unreachable``: nobody can tell
 whether they run. When it answers again, its event stream reopens and every deployment is reconciled at
 once: STARTED if its container runs, ERROR saying why if not.
+
+Many processes on one PostgreSQL: each engine (credential) is followed and swept by one reconciler across
+the installation, the one whose process holds the engine's election (``jobs.election``). The others try
+every ``ENGINE_POLL`` s and take over within seconds of the holder's death; the new holder opens the event
+stream and reconciles every deployment of the engine at once, as after an engine that was away. On SQLite
+the one process holds every engine.
 """
 
 from __future__ import annotations
@@ -37,21 +43,26 @@ from ..deploy import lifecycle
 from ..resources.base import Services
 from ..store import filter as cimi_filter
 from ..store.query import Query
+from .election import Election
 
 log = logging.getLogger("dockyard.reconciler")
 
 SETTLE_POLL = 1.0  # seconds between looks at a Swarm service whose tasks are starting or moving
 SETTLE_FOR = 120.0  # seconds such a service is followed at most; after that, the sweep alone looks again
-ENGINE_POLL = 2.0  # seconds between looks for engines registered since the last sweep (to follow their events)
+# seconds between looks for engines registered since the last sweep (to follow their events), and between two
+# tries for an engine another process follows: its takeover after that process died takes about this long
+ENGINE_POLL = 1.0
 NODE_SETTLE = 5.0  # seconds a node event's services are followed at least: the manager moves tasks just after
 
 
 class Reconciler:
-    def __init__(self, services: Services, *, interval: float = 30.0) -> None:
+    def __init__(self, services: Services, *, interval: float = 30.0, election: Election | None = None) -> None:
         self.services = services
         self.interval = interval
+        self.election = election or Election(services.store)
         self._stop = StopSignal()
-        self._watchers: dict[str, threading.Thread] = {}
+        # credential → its event stream's thread and the signal that ends it (this process lost the engine)
+        self._watchers: dict[str, tuple[threading.Thread, StopSignal]] = {}
         self._thread: threading.Thread | None = None
         # deployment → (followed at least until, at most until, a look is scheduled): see _follow
         self._settling: dict[str, tuple[float, float, bool]] = {}
@@ -63,8 +74,16 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        for _, signal in list(self._watchers.values()):
+            signal.set()
         if self._thread:
             self._thread.join(5)
+        self.election.close()  # the others take the engines over at their next try
+
+    def followed(self) -> list[str]:
+        """The engine credentials whose event streams this process follows now."""
+        return sorted(cred for cred, (thread, signal) in self._watchers.items()
+                      if thread.is_alive() and not signal.is_set())
 
     # -- the sweep ---------------------------------------------------------------------------------
 
@@ -78,7 +97,7 @@ class Reconciler:
                     next_sweep = time.monotonic() + self.interval
                     self.sweep()
                 else:
-                    for cred_id, _ in self.engines():
+                    for cred_id, _ in self.elected():
                         self._watch(cred_id, swept=False)
             except Exception:
                 log.exception("sweep failed")
@@ -90,8 +109,20 @@ class Reconciler:
             creds = tx.search(Query("credential", cimi_filter.parse(f"subtype='{ENGINE_CREDENTIAL}'"))).docs
         return [(cred["id"], cred["parent"]) for cred in creds if cred.get("parent")]
 
+    def elected(self) -> list[tuple[str, str]]:
+        """The engines this process reconciles: those whose election it holds (taking free ones). The
+        event stream of one it no longer holds is ended: another process follows it now."""
+        mine = [(cred_id, infra_id) for cred_id, infra_id in self.engines()
+                if self.election.holds(f"engine:{cred_id}")]
+        ours = {cred_id for cred_id, _ in mine}
+        for cred_id, (_, signal) in list(self._watchers.items()):
+            if cred_id not in ours and not signal.is_set():
+                log.info("no longer following the engine of %s: another process holds it", cred_id)
+                signal.set()
+        return mine
+
     def sweep(self) -> None:
-        for cred_id, infra_id in self.engines():
+        for cred_id, infra_id in self.elected():
             self._watch(cred_id)
             try:
                 held = driver_for(self.services, cred_id).managed()
@@ -122,21 +153,25 @@ class Reconciler:
 
     def _watch(self, cred_id: str, *, swept: bool = True) -> None:
         """Follow the engine's events through ``cred_id`` (``swept``: a sweep has just looked at everything)."""
-        thread = self._watchers.get(cred_id)
-        if thread is not None and thread.is_alive():
+        watcher = self._watchers.get(cred_id)
+        if watcher is not None and watcher[0].is_alive() and not watcher[1].is_set():
             return
-        thread = threading.Thread(target=self._events, args=(cred_id, swept), name=f"dockyard-events-{cred_id}",
-                                  daemon=True)
-        self._watchers[cred_id] = thread
+        signal = StopSignal()
+        if self._stop.is_set():
+            return
+        thread = threading.Thread(target=self._events, args=(cred_id, signal, swept),
+                                  name=f"dockyard-events-{cred_id}", daemon=True)
+        self._watchers[cred_id] = (thread, signal)
         thread.start()
 
-    def _events(self, cred_id: str, swept: bool = True) -> None:
+    def _events(self, cred_id: str, stop: StopSignal, swept: bool = True) -> None:
+        """Follow the stream until ``stop`` (this reconciler stops, or another process took the engine)."""
         missed = not swept  # unless a sweep started this watcher, what it finds has not been looked at yet
         refused = ""  # said once, not every 2 s while an engine stays away
-        while not self._stop.is_set():
+        while not stop.is_set():
             try:
                 try:
-                    events = driver_for(self.services, cred_id).events(self._stop)
+                    events = driver_for(self.services, cred_id).events(stop)
                 except DriverError as exc:
                     (log.debug if exc.message == refused else log.info)(
                         "event stream through %s cannot open: %s", cred_id, exc.message)
@@ -151,6 +186,8 @@ class Reconciler:
                         self._reconcile_all(cred_id)
                     missed = True  # from here on, a closed stream misses what follows
                     for event in events:
+                        if stop.is_set():
+                            break
                         # a node that changed (down, up) moves its tasks a moment after the event
                         self.reconcile(event.deployment_id,
                                        settle=NODE_SETTLE if event.action.startswith("node-") else 0.0)
@@ -158,7 +195,7 @@ class Reconciler:
                 log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
                 log.exception("event stream through %s failed", cred_id)
-            self._stop.event.wait(2.0)
+            stop.event.wait(2.0)
 
     def _deployments_of(self, cred_id: str, state: str) -> list[str]:
         where = cimi_filter.And((cimi_filter.Comp(("parent",), "=", cimi_filter.Value("string", cred_id)),

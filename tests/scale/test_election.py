@@ -1,0 +1,88 @@
+"""Elections on the test PostgreSQL: one holder per role across sessions and processes, taken over within
+seconds of the holder's SIGKILL (its session ends, PostgreSQL releases its advisory locks)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from dockyard.jobs.election import RETRY, Election
+from dockyard.store.db import Store
+
+HOLDER = """
+import sys, time
+from dockyard.jobs.election import Election
+from dockyard.store.db import Store
+election = Election(Store(sys.argv[1]))
+assert election.holds("engine:credential/x")
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_one_holder_per_role_and_release_on_close(pg_url):
+    a, b = Election(Store(pg_url)), Election(Store(pg_url))
+    try:
+        assert a.holds("engine:credential/one")
+        assert a.holds("engine:credential/one")  # again: still ours
+        assert not b.holds("engine:credential/one")
+        assert b.holds("engine:credential/two")  # another role is free
+        assert not a.holds("engine:credential/two")
+        a.release("engine:credential/one")
+        assert b.holds("engine:credential/one")
+        assert b.held() == {"engine:credential/one", "engine:credential/two"}
+        b.close()
+        assert not b.holds("engine:credential/two")  # closed: holds nothing, takes nothing
+        assert a.holds("engine:credential/one") and a.holds("engine:credential/two")
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_killed_holder_is_taken_over_within_a_retry(pg_url):
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, pg_url], stdout=subprocess.PIPE, text=True)
+    mine = Election(Store(pg_url))
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert not mine.holds("engine:credential/x")
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+        killed = time.monotonic()
+        while not mine.holds("engine:credential/x"):  # the callers' loops try every RETRY s
+            assert time.monotonic() - killed < 5.0, "the lock of a killed process was not released"
+            time.sleep(RETRY)
+        assert time.monotonic() - killed <= RETRY + 1.0
+    finally:
+        holder.kill()
+        holder.wait()
+        mine.close()
+
+
+def test_a_session_ended_under_the_holder_loses_its_roles(pg_url):
+    """A held role is only trusted while the session answers: a terminated backend means another may hold
+    it now, so this process stops acting on it and competes again with a new session."""
+    import sqlalchemy as sa
+
+    a, b = Election(Store(pg_url)), Election(Store(pg_url))
+    try:
+        assert a.holds("readiness")
+        pid = a._conn.info.backend_pid
+        admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+        admin.dispose()
+        assert b.holds("readiness")
+        assert not a.holds("readiness")  # the dead session found, a new one does not win
+        assert a.held() == set()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_sqlite_has_one_process_holding_everything(tmp_path):
+    election = Election(Store(f"sqlite:///{tmp_path / 'store.db'}"))
+    assert election.holds("engine:credential/one") and election.holds("readiness")
+    election.close()
+    assert not election.holds("readiness")
