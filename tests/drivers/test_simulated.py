@@ -159,3 +159,32 @@ def test_shared_by_processes(endpoint):
     actions = [(e.deployment_id, e.action) for e in seen]
     assert len(actions) == 150 and len(set(actions)) == 150  # create, start, die of each, once
     assert all(t.state == EXITED and t.exit_code == 1 for i in range(50) for t in here.inspect(f"deployment/p{i}"))
+
+
+def test_only_an_explicit_setting_registers_and_opens_it(tmp_path):
+    """``engine=simulated`` registers it as the local engine; a process without the setting will not open it."""
+    import dataclasses
+
+    from dockyard.core.settings import Secret, Settings
+    from dockyard.drivers.engines import driver_for
+    from dockyard.resources.bootstrap import LOCAL_CREDENTIAL, LOCAL_INFRA
+    from dockyard.server.runtime import attach_engine, start
+
+    settings = Settings().with_(data_dir=str(tmp_path), admin_password=Secret("admin-password-x"), engine="simulated")
+    runtime = start(settings)
+    try:
+        attach_engine(runtime)
+        with runtime.services.store.read() as tx:
+            infra = tx.get(LOCAL_INFRA)
+        assert infra["endpoint"] == endpoint_for(str(tmp_path / "simulated-engine.db"))
+        assert isinstance(driver_for(runtime.services, LOCAL_CREDENTIAL), SimulatedDriver)
+        assert runtime.services.extras["api-endpoint"].startswith("http://127.0.0.1:")
+        plain = dataclasses.replace(runtime.services, settings=settings.with_(engine="docker"))
+        with pytest.raises(DriverError) as err:
+            driver_for(plain, LOCAL_CREDENTIAL)
+        assert err.value.reason == "engine-unavailable" and "DOCKYARD_ENGINE=simulated" in err.value.message
+    finally:
+        runtime.stop()
+    with pytest.raises(ValueError):
+        from dockyard.core.settings import from_env
+        from_env({"DOCKYARD_ENGINE": "mock"})
