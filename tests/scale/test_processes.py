@@ -5,6 +5,7 @@ is SIGKILLed."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
 
@@ -99,3 +100,70 @@ def test_one_reconciler_follows_the_engine_and_another_takes_over_when_its_proce
     doc = wait_state(caller, dep_id, "ERROR", timeout=15)
     assert "3" in (doc.get("status-message") or ""), doc.get("status-message")
     print(f"engine taken over {taken:.2f} s after the SIGKILL")
+
+
+def children_of(pid: int) -> list[int]:
+    """The API processes of a `serve --processes` (multiprocessing's resource tracker left out)."""
+    import subprocess as sp
+
+    out = sp.run(["ps", "-ww", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "spawn_main" in line]
+
+
+def test_serve_processes_runs_n_api_processes_on_one_port_and_replaces_one_that_dies(cluster):
+    import os
+    import signal
+
+    import httpx
+
+    from ..conftest import free_port
+
+    c = cluster(**SIMULATED)
+    port = free_port()
+    serve = c._spawn("serve", "serve", "--processes", "2", "--port", str(port), port=port)
+    deadline = time.monotonic() + 90
+    while len(children_of(serve.popen.pid)) < 2 or not _answers(serve.endpoint):
+        assert serve.alive(), serve.text()[-3000:]
+        assert time.monotonic() < deadline, serve.text()[-3000:]
+        time.sleep(0.1)
+    first = children_of(serve.popen.pid)
+    caller = admin_of(serve)
+    module_id = app_module(caller)
+    started = [launch(caller, module_id)[0] for _ in range(10)]  # the workers run in the serving process
+    for dep_id in started:
+        wait_state(caller, dep_id, "STARTED", timeout=15)
+    os.kill(first[0], signal.SIGKILL)
+    killed = time.monotonic()
+    while first[0] in children_of(serve.popen.pid) or len(children_of(serve.popen.pid)) < 2:
+        assert time.monotonic() - killed < 30, f"no API process replaced the killed one:\n{serve.text()[-2000:]}"
+        time.sleep(0.1)
+    for _ in range(20):  # whichever process each connection lands on answers
+        with httpx.Client() as fresh:
+            assert fresh.get(serve.endpoint + "/api/cloud-entry-point").status_code == 200
+    caller.http.close()
+    serve.popen.send_signal(signal.SIGTERM)
+    assert serve.popen.wait(timeout=30) == 0
+    assert children_of(serve.popen.pid) == []
+    assert re.search(rf"API process \d \(pid {first[0]}\) ended with -9; starting another", serve.text())
+
+
+
+def _answers(endpoint: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(endpoint + "/api/cloud-entry-point", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_serve_processes_needs_postgresql(tmp_path):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "dockyard.cli.main", "serve", "--processes", "2",
+                             "--data-dir", str(tmp_path), "--database", f"sqlite:///{tmp_path / 'store.db'}"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--processes above 1 needs a PostgreSQL store" in result.stderr
+    assert not (tmp_path / "store.db").exists()  # refused before anything was made

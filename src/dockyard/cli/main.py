@@ -96,15 +96,24 @@ def serve(
                                            envvar="DOCKYARD_DATABASE_URL"),
     no_workers: bool = typer.Option(False, "--no-workers",
                                     help="Serve the API only; run `dockyard worker` processes for jobs."),
+    processes: int = typer.Option(1, "--processes", min=1,
+                                  help="API processes sharing the port (PostgreSQL only); with more than 1, this "
+                                  "process runs the workers and the reconciler, and the API processes serve.",
+                                  envvar="DOCKYARD_PROCESSES"),
     log_format: Optional[LogFormat] = LOG_FORMAT,
 ) -> None:
-    """Run the API, the job workers and the reconciler in one process."""
+    """Run the API, the job workers and the reconciler in one process (or the API in --processes N)."""
     import uvicorn
 
     from ..server.app import create_app
     from ..server.runtime import attach_engine, http_server, start_background
 
-    settings = _settings(host=host, port=port, data_dir=data_dir, database_url=database, log_format=_value(log_format))
+    overrides = dict(host=host, port=port, data_dir=data_dir, database_url=database, log_format=_value(log_format))
+    settings = _settings(**overrides)
+    if processes > 1 and not settings.database_url.startswith("postgresql"):
+        # the event stream and job wake-ups reach other processes through PostgreSQL's NOTIFY only
+        raise typer.BadParameter("--processes above 1 needs a PostgreSQL store (--database postgresql+psycopg://…)",
+                                 param_hint="--processes")
     runtime = _runtime(settings)
     if runtime.generated_admin_password:
         typer.echo(f"Created user 'admin' with password: {runtime.generated_admin_password}\n"
@@ -118,6 +127,9 @@ def serve(
             except OSError as exc:
                 log.warning("cannot listen on %s for containers: %s", extra, exc)
     start_background(runtime, workers=not no_workers)
+    if processes > 1:
+        _serve_processes(runtime, processes, sockets, overrides)
+        return
     application = create_app(runtime.services)
     log.info("Dockyard listening on http://%s:%s/api/cloud-entry-point", settings["host"], settings["port"])
     _quiet_signals()
@@ -126,6 +138,22 @@ def serve(
                                         http="httptools", timeout_graceful_shutdown=10))
     try:
         server.run(sockets=sockets)
+    finally:
+        runtime.stop()
+
+
+def _serve_processes(runtime, count: int, sockets: list[socket.socket], overrides: dict) -> None:  # noqa: ANN001
+    from . import processes
+
+    settings = runtime.services.settings
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    extras = {k: v for k, v in runtime.services.extras.items() if k == "api-endpoint"}
+    log.info("Dockyard listening on http://%s:%s/api/cloud-entry-point with %d API processes", settings["host"],
+             settings["port"], count)
+    try:
+        processes.run(count, sockets, overrides, extras, stopping)
     finally:
         runtime.stop()
 
