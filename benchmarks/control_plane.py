@@ -164,7 +164,8 @@ class Running:
             port = self.ports[i] if len(self.ports) > i else api.free_port()
             args = ["serve", "--host", HOST, "--port", str(port)] + (["--no-workers"] if split else [])
             proc = self._spawn(args, f"serve-{i}")
-            api.wait_ready(proc, port, "dockyard serve", os.path.join(self.data_dir, f"serve-{i}.log"))
+            # a restart over 200,000 seeded documents refreshes the planner's statistics first (ANALYZE)
+            api.wait_ready(proc, port, "dockyard serve", os.path.join(self.data_dir, f"serve-{i}.log"), timeout=300)
             if len(self.ports) <= i:
                 self.ports.append(port)
         for i in range(self.setup.workers):
@@ -413,7 +414,8 @@ def run_setup(setup: Setup, plan: Plan, documents: int, pg_admin: str | None, ru
             f"{starts.missing} missing, {starts.twice} twice, {len(starts.errors)} errors {starts.errors[:2]}")
         return Outcome(setup, rows, starts)
     except Exception as exc:  # noqa: BLE001 (one set-up failing still leaves the others' figures)
-        log(f"[red]{setup.label} failed: {exc}[/red] (logs in {tmp})")
+        log(f"[red]{setup.label} failed: {exc}[/red] (logs kept in {tmp})")
+        tmp = ""  # kept for its logs
         return Outcome(setup, [], None, note=str(exc)[:200])
     finally:
         api.stop(ceiling)
@@ -421,7 +423,8 @@ def run_setup(setup: Setup, plan: Plan, documents: int, pg_admin: str | None, ru
             run.stop()
         if pg is not None:
             pg.__exit__(None, None, None)
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- the table -------------------------------------------------------------------------------------------
