@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-from ..core.authn import INTERNAL
 from ..drivers.base import LABEL_COMPONENT, LABEL_INSTANCE, LABEL_JOB, StartResult
 from ..resources.base import Ctx, Services
 from ..resources.deployment_parameter import upsert
+from ..store.db import Tx
 
 
 def _slug(text: str) -> str:
@@ -71,31 +71,27 @@ def hostname(services: Services, infra_endpoint: str) -> str:
     return urlparse(infra_endpoint).hostname or "localhost"
 
 
-def create_parameters(services: Services, dep: dict[str, Any], host: str) -> None:
+def create_parameters_in(ictx: Ctx, tx: Tx, dep: dict[str, Any], host: str) -> None:
     """Before the container starts, so that it can set its outputs with one PUT of a computed id."""
     content = dep["module"]["content"]
     node = node_id(dep)
-    ictx = Ctx(services, INTERNAL)
-    with services.store.write() as tx:
-        upsert(ictx, tx, dep, "hostname", host, description="the host where the ports are published")
-        for out in content.get("output-parameters", []):
-            upsert(ictx, tx, dep, out["name"], node_id=node, description=out.get("description"),
-                   keep_value=True)
-        for port in content.get("ports", []):
-            proto = port.get("protocol", "tcp")
-            upsert(ictx, tx, dep, f"{proto}.{port['target-port']}", node_id=node, keep_value=True,
-                   description=f"mapping for {proto} port {port['target-port']}")
+    upsert(ictx, tx, dep, "hostname", host, description="the host where the ports are published")
+    for out in content.get("output-parameters", []):
+        upsert(ictx, tx, dep, out["name"], node_id=node, description=out.get("description"),
+               keep_value=True)
+    for port in content.get("ports", []):
+        proto = port.get("protocol", "tcp")
+        upsert(ictx, tx, dep, f"{proto}.{port['target-port']}", node_id=node, keep_value=True,
+               description=f"mapping for {proto} port {port['target-port']}")
 
 
-def publish(services: Services, dep: dict[str, Any], result: StartResult) -> None:
+def publish_in(ictx: Ctx, tx: Tx, dep: dict[str, Any], result: StartResult) -> None:
     """The host ports the engine chose, as the ``<protocol>.<port>`` parameters. A Swarm service published in
     host mode answers on its tasks' nodes: ``hostname`` becomes the address of the first task's node."""
     node = node_id(dep)
-    ictx = Ctx(services, INTERNAL)
-    with services.store.write() as tx:
-        if result.status.address and result.status.ports and not services.settings["public-hostname"]:
-            upsert(ictx, tx, dep, "hostname", result.status.address,
-                   description="the host where the ports are published")
-        for port in result.status.ports:
-            upsert(ictx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
-                   description=f"mapping for {port.protocol} port {port.target}")
+    if result.status.address and result.status.ports and not ictx.services.settings["public-hostname"]:
+        upsert(ictx, tx, dep, "hostname", result.status.address,
+               description="the host where the ports are published")
+    for port in result.status.ports:
+        upsert(ictx, tx, dep, f"{port.protocol}.{port.target}", str(port.host_port), node_id=node,
+               description=f"mapping for {port.protocol} port {port.target}")

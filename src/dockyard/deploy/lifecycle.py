@@ -35,7 +35,7 @@ from ..resources.deployment_parameter import DEPLOYMENT_ROLE, of_deployment
 from ..resources.module import split_version
 from ..resources.session import end_sessions
 from ..store.db import Tx
-from . import compose, data, readiness
+from . import compose, contract, data, readiness
 from .mounts import check_mounts
 
 log = logging.getLogger("dockyard.deployments")
@@ -188,6 +188,11 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
                 tx.delete(param["id"])
         revoke_keys(tx, current["id"])
         check_mounts(ctx, tx, current)
+        # the parameters exist before the container starts (it sets its outputs with one PUT of a computed
+        # id), made here so that a start commits three times: this accept, the worker's claim, its outcome
+        infra = tx.get(current["infrastructure-service"]) if current.get("infrastructure-service") else None
+        contract.create_parameters_in(Ctx(ctx.services, INTERNAL), tx, current,
+                                      contract.hostname(ctx.services, infra["endpoint"] if infra else ""))
         selection = data.resolve(ctx, tx, current)
         data.grant(tx, current["id"], selection)
         creds = new_api_key(ctx, tx, current)

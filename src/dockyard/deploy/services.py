@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..core.authn import INTERNAL
 from ..drivers.base import MISSING, RUNNING, StartResult, TaskStatus
-from ..resources.base import Ctx, Services
+from ..resources.base import Ctx
 from ..resources.deployment_parameter import upsert
 from ..store.db import Tx
 
@@ -47,15 +46,13 @@ def running(tasks: Sequence[TaskStatus]) -> str:
     return f"{sum(1 for t in tasks if t.state == RUNNING)}/{len(tasks)}"
 
 
-def publish(services: Services, dep: dict[str, Any], result: StartResult) -> None:
+def publish_in(ctx: Ctx, tx: Tx, dep: dict[str, Any], result: StartResult) -> None:
     """After a start: every service's parameters, and ``hostname`` the node of the first port published in host
     mode (unless a public host name is configured)."""
-    with services.store.write() as tx:
-        ctx = Ctx(services, INTERNAL)
-        write(ctx, tx, dep, result.tasks)
-        address = next((t.address for t in result.tasks if t.address and t.ports), "")
-        if address and not services.settings["public-hostname"]:
-            upsert(ctx, tx, dep, "hostname", address, description="the host where the ports are published")
+    write(ctx, tx, dep, result.tasks)
+    address = next((t.address for t in result.tasks if t.address and t.ports), "")
+    if address and not ctx.services.settings["public-hostname"]:
+        upsert(ctx, tx, dep, "hostname", address, description="the host where the ports are published")
 
 
 def write(ctx: Ctx, tx: Tx, dep: dict[str, Any], tasks: Sequence[TaskStatus]) -> None:

@@ -101,10 +101,9 @@ class WorkerPool:
             if job is None or job["state"] in jobs.FINAL_STATES:
                 queue.finish(tx, job_id)
                 return None
-        updated = jobs.update(self.services, job_id, state=jobs.RUNNING, attempts=attempt,
-                              phases={"claimed": now_ts()})
-        if updated is None:
-            return None
+            # the job says RUNNING in the commit that takes it: one commit per claim
+            updated = jobs.update_in(self.services, tx, job, state=jobs.RUNNING, attempts=attempt,
+                                     phases={"claimed": now_ts()})
         log.info("job %s (%s of %s) claimed by %s, attempt %d", job_id, updated["action"], _target(updated),
                  self.id, attempt, extra={**_ids(updated), "state": jobs.RUNNING, "worker": self.id,
                                           "attempt": attempt})
@@ -140,10 +139,14 @@ class WorkerPool:
                 failure: dict[str, Any] | None = None) -> None:
         """Store and log how the job ended, unless another worker runs it now: then the outcome is theirs."""
         job = ctx.job
-        if ctx.lost.is_set():
+        if ctx.ended is not None:  # the action ended it with its outcome, in one commit
+            stored = ctx.ended
+            state, message = stored["state"], stored.get("status-message", message)
+        elif ctx.lost.is_set():
             log.info("job %s lost its lease: another worker runs it", job["id"], extra=_ids(job))
             return
-        stored = jobs.update(self.services, job["id"], state=state, return_code=code, status_message=message)
+        else:
+            stored = jobs.update(self.services, job["id"], state=state, return_code=code, status_message=message)
         if stored is not None:
             log.info("job %s (%s of %s) %s after %s s: %s", job["id"], job["action"], _target(job), state,
                      stored.get("duration", 0), message[:300], extra={**_ids(job), "state": state, **(failure or {})})

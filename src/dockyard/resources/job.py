@@ -139,25 +139,30 @@ def update(services: Services, job_id: str, **fields: Any) -> dict[str, Any] | N
 
     Returns the stored job, or None when the job is gone or already final (cancelled meanwhile).
     """
-    ctx = Ctx(services, INTERNAL)
     with services.store.write() as tx:
         job = tx.get(job_id, for_update=True)
         if job is None or job["state"] in FINAL_STATES:
             return None
-        old = dict(job)
-        for key, value in fields.items():
-            key = key.replace("_", "-")
-            if key == "phases":
-                job["phases"] = {**job.get("phases", {}), **value}
-            else:
-                job[key] = value
-        settle(job, old)
-        job["updated"] = now_ts()
-        job["acl"] = acls.normalise(job["acl"])
-        tx.replace(job, exclude=SCHEMA.unindexed)
-        if job["state"] in FINAL_STATES:
-            queue.finish(tx, job_id)
-            _ended(ctx, tx, job)
+        return update_in(services, tx, job, **fields)
+
+
+def update_in(services: Services, tx: Tx, job: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """``update`` inside the caller's transaction, on a job it has read ``for_update`` and found active (the
+    worker's claim stores the RUNNING state in the transaction that takes the job)."""
+    old = dict(job)
+    for key, value in fields.items():
+        key = key.replace("_", "-")
+        if key == "phases":
+            job["phases"] = {**job.get("phases", {}), **value}
+        else:
+            job[key] = value
+    settle(job, old)
+    job["updated"] = now_ts()
+    job["acl"] = acls.normalise(job["acl"])
+    tx.replace(job, exclude=SCHEMA.unindexed)
+    if job["state"] in FINAL_STATES:
+        queue.finish(tx, job["id"])
+        _ended(Ctx(services, INTERNAL), tx, job)
     return job
 
 

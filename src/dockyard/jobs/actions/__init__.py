@@ -16,6 +16,7 @@ from ...core.time import now_ts
 from ...deploy import Failed
 from ...resources import job as jobs
 from ...resources.base import Services
+from ...store.db import Tx
 
 
 # an expected failure: the deployment path's own (it keeps a driver error's reason and retryability)
@@ -31,6 +32,8 @@ class JobContext:
         self.attempt = attempt
         # set when the lease was lost: another worker runs the job now, so stop writing
         self.lost = threading.Event()
+        # the job as stored once an action has ended it itself, in its outcome's transaction (``end_in``)
+        self.ended: dict[str, Any] | None = None
 
     @property
     def target(self) -> str:
@@ -46,6 +49,22 @@ class JobContext:
         if message:
             fields["status_message"] = message
         jobs.update(self.services, self.job["id"], **fields)
+
+    def update_in(self, tx: Tx, **fields: Any) -> dict[str, Any] | None:
+        """``progress``/``phases`` in the caller's transaction; None when the job is gone or already final."""
+        job = tx.get(self.job["id"], for_update=True)
+        if job is None or job["state"] in jobs.FINAL_STATES:
+            return None
+        return jobs.update_in(self.services, tx, job, **fields)
+
+    def end_in(self, tx: Tx, message: str, **fields: Any) -> None:
+        """End the job SUCCESS in the caller's transaction, the one that stores what it did (one commit for a
+        start's outcome); the worker then stores nothing more. Nothing when the lease was lost."""
+        if self.lost.is_set():
+            return
+        stored = self.update_in(tx, state=jobs.SUCCESS, return_code=0, status_message=message, **fields)
+        if stored is not None:
+            tx.after_commit.append(lambda: setattr(self, "ended", stored))
 
     def phases(self, **stamps: str) -> None:
         jobs.update(self.services, self.job["id"], phases=stamps)

@@ -24,6 +24,7 @@ from ...deploy import lifecycle
 from ...resources import resource_log
 from ...resources.base import Ctx
 from ...resources.deployment_parameter import upsert
+from ...store.db import Tx
 from . import ActionFailed, JobContext, action
 
 log = logging.getLogger("dockyard.jobs")
@@ -72,8 +73,11 @@ def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
 def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozenset[str]) -> str:
     driver = driver_for(ctx.services, dep["parent"])
     endpoint = _endpoint(ctx, dep)
-    contract.create_parameters(ctx.services, dep, contract.hostname(ctx.services, endpoint))
-    ctx.progress(10)
+    if verb != "start":  # a start's parameters were made when it was accepted (deploy.lifecycle.start)
+        with ctx.services.store.write() as tx:  # before the container starts, so that it can set its outputs
+            contract.create_parameters_in(Ctx(ctx.services, INTERNAL), tx, dep,
+                                          contract.hostname(ctx.services, endpoint))
+            ctx.update_in(tx, progress=10)
     t0 = time.monotonic()
     application = app_services.is_application(dep)
     if application:
@@ -85,20 +89,26 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
         result = driver.update(spec) if verb == "update" else driver.start(spec)  # a swarm service rolls over
     if ctx.lost.is_set():
         return "lease lost"
-    if application:
-        app_services.publish(ctx.services, dep, result)
-    else:
-        _publish_component(ctx, dep, result)
-    phases = dict(result.phases)
-    ctx.phases(**phases)
+    job_phases = dict(result.phases)
+    phases = dict(job_phases)
     if "claimed" in ctx.job.get("phases", {}):
         phases = {"claimed": ctx.job["phases"]["claimed"], **phases}
     message = _message(verb, result, application, time.monotonic() - t0)
     task = task_summary(result.status)
     if application:  # the services the start ran: one with no container left is missing (deploy.services)
         task.update(services=sorted({t.name for t in result.tasks}), replicas=app_services.running(result.tasks))
+
+    def outcome(ictx: Ctx, tx: Tx, _stored: dict[str, Any]) -> None:
+        """The parameters and the job's end commit with the deployment's new state: one commit, and a reader
+        who sees STARTED sees its ports and a finished job."""
+        if application:
+            app_services.publish_in(ictx, tx, dep, result)
+        else:
+            _publish_component(ictx, tx, dep, result)
+        ctx.end_in(tx, message, phases=job_phases)
+
     stored = lifecycle.set_fields(ctx.services, dep["id"], only_in=from_states, state=lifecycle.STARTED,
-                                  status_message=message, phases=phases, task=task)
+                                  status_message=message, phases=phases, task=task, also=outcome)
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
         driver.destroy(dep["id"])
         data_mounts.discard_if_idle(ctx.services, dep["id"])  # the stop may have discarded before this staged
@@ -106,13 +116,11 @@ def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozen
     return message
 
 
-def _publish_component(ctx: JobContext, dep: dict[str, Any], result: StartResult) -> None:
-    contract.publish(ctx.services, dep, result)
+def _publish_component(ictx: Ctx, tx: Tx, dep: dict[str, Any], result: StartResult) -> None:
+    contract.publish_in(ictx, tx, dep, result)
     if result.tasks:  # a Swarm service: its replicas, desired state and node
-        with ctx.services.store.write() as tx:
-            service_parameters(Ctx(ctx.services, INTERNAL), tx, dep, result.tasks)
-            upsert(Ctx(ctx.services, INTERNAL), tx, dep, "current.state", result.status.state,
-                   node_id=contract.node_id(dep))
+        service_parameters(ictx, tx, dep, result.tasks)
+        upsert(ictx, tx, dep, "current.state", result.status.state, node_id=contract.node_id(dep))
 
 
 def _message(verb: str, result: StartResult, application: bool, seconds: float) -> str:
