@@ -88,3 +88,64 @@ def test_acknowledged_writes_survive_sigkill(backend, request, tmp_path):
     finally:
         if server.process.poll() is None:
             stop_server(server)
+
+
+def test_group_members_commit_alone_or_fail_alone(db_url):
+    """In process: 32 writers at once, every fourth failing after its insert. A failing writer's insert is
+    rolled back alone; each other one is in the store, seen by the observers once and in commit order, and its
+    after-commit callback runs only once a fresh connection can read it. On SQLite they share commits."""
+    import sqlalchemy as sa
+
+    from dockyard.store.db import Store
+
+    store = Store(db_url)
+    store.migrate()
+    commits: list[int] = []
+    # write commits only (on SQLite the write connection begins with BEGIN IMMEDIATE; reads commit too)
+    sa.event.listen(store.engine, "commit",
+                    lambda conn: commits.append(1) if conn.info.get("begin") == "BEGIN IMMEDIATE" else None)
+    seen: list[str] = []
+    store.observers.append(lambda changes: seen.extend(rid for _, rid, _ in changes))
+    visible: dict[str, bool] = {}
+    start = threading.Barrier(32)
+    rounds = 10
+
+    def doc(i: int, r: int) -> dict:
+        return {"id": f"thing/{i}-{r}", "resource-type": "thing", "created": "2026-01-01T00:00:00.000Z",
+                "updated": "2026-01-01T00:00:00.000Z", "name": f"n{i}"}
+
+    def check_visible(rid: str) -> None:
+        with store.read() as tx:
+            visible[rid] = tx.get(rid) is not None
+
+    def writer(i: int) -> None:
+        start.wait()
+        for r in range(rounds):
+            try:
+                with store.write() as tx:
+                    tx.insert(doc(i, r))
+                    tx.after_commit.append(lambda rid=f"thing/{i}-{r}": check_visible(rid))
+                    if i % 4 == 0:
+                        raise ValueError("this writer fails")
+            except ValueError:
+                pass
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    try:
+        wanted = {f"thing/{i}-{r}" for i in range(32) if i % 4 for r in range(rounds)}
+        with store.read() as tx:
+            stored = {d["id"] for d in tx.get_many([doc(i, r)["id"] for i in range(32) for r in range(rounds)])}
+        assert stored == wanted
+        assert sorted(seen) == sorted(wanted)  # each once, no failed one
+        for i in range(1, 32, 4):  # one writer's own writes reach the observers in its order
+            mine = [rid for rid in seen if rid.startswith(f"thing/{i}-")]
+            assert mine == [f"thing/{i}-{r}" for r in range(rounds)]
+        assert set(visible) == wanted and all(visible.values())
+        if store.dialect == "sqlite":
+            assert len(commits) < len(wanted), "no writes shared a commit"
+    finally:
+        store.close()
