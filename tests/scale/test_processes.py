@@ -9,7 +9,8 @@ import re
 import time
 from datetime import datetime
 
-from ..api.helpers import Caller
+from ..api.helpers import DOC_TYPE, Caller
+from ..api.test_event_stream import stream_of
 from ..conftest import ADMIN_PASSWORD
 
 SIMULATED = {"DOCKYARD_ENGINE": "simulated"}
@@ -58,6 +59,28 @@ def wait_state(caller: Caller, rid: str, state: str, timeout: float = 30.0) -> d
 
 def ts(value: str) -> float:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def test_the_event_stream_through_one_api_process_carries_changes_made_through_another(cluster):
+    c = cluster()
+    a, b = c.api("api-a"), c.api("api-b")
+    through_a = admin_of(a)
+    through_b = admin_of(b, cookie=through_a.cookie)  # one session, valid in every process
+    with stream_of(through_a, types=DOC_TYPE) as seen_a, stream_of(through_b, types=DOC_TYPE) as seen_b:
+        doc = through_b.new_doc(description="v0")
+        for n in range(1, 41):  # alternately through each process, each edit committed before the next
+            ok((through_a if n % 2 else through_b).put(doc, json={"description": f"v{n}"}))
+        expected = [("add", "v0")] + [("edit", f"v{n}") for n in range(1, 41)]
+        for seen in (seen_a, seen_b):
+            seen.wait_until(lambda s=seen: any(e.json.get("description") == "v40" for e in s.of(doc)), "the last edit")
+            time.sleep(0.3)  # a duplicate would come right behind
+            got = [(e.event, e.json["description"]) for e in seen.of(doc)]
+            # in commit order and none twice: a subsequence of the commits, ending with the last; another
+            # process's version may be skipped when this one's next edit was read first (resources/changes.py)
+            assert got[0] == ("add", "v0") and got[-1] == ("edit", "v40"), got
+            positions = [expected.index(g) for g in got]
+            assert positions == sorted(set(positions)), got
+            print(f"{len(got)} of {len(expected)} versions carried")
 
 
 def test_a_job_queued_through_an_api_process_is_claimed_at_once_by_a_worker_process(cluster):

@@ -28,11 +28,22 @@ subscriber, each process's feed LISTENs on that channel, skips its own notificat
 ``origin``), loads the added and edited documents of the types its subscribers want, and dispatches them like
 local changes. A delete from another process names only the id: it goes to the subscriptions that were sent
 that document before. On SQLite (one process) the in-process path alone delivers everything.
+
+Another process's change is loaded when its turn comes in the dispatching thread, so it carries the
+document as it is then: that change's version or a later one (the notification names ids only), and never
+older than what this process sent before (its own changes queued earlier had committed before the read).
+The feed never sends one version of a document twice: a change whose document is the version it last
+dispatched (read again for a later notification, or this process's own) is skipped. Such a stream therefore carries each
+document's versions in commit order, none twice, but may skip an intermediate version that another
+process replaced within moments (``CREATED`` of a deployment started at once, say), as a watch that
+coalesces.
 """
 
 from __future__ import annotations
 
+import collections
 import itertools
+import json
 import logging
 import queue
 import threading
@@ -66,6 +77,7 @@ CLOSED, SHUTDOWN, REVOKED = "closed", "shutdown", "revoked"
 # ids a subscription remembers having been sent, for deletes made by other processes
 SEEN_LIMIT = 10_000
 LISTEN_READY_TIMEOUT = 10.0
+SENT_KEPT = 100_000  # documents whose last dispatched version the feed remembers (to skip it if loaded again)
 
 
 @dataclass(frozen=True)
@@ -154,6 +166,7 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._started = False
         self._threads: list[threading.Thread] = []
+        self._sent: collections.OrderedDict[str, int] = collections.OrderedDict()  # id → its version's hash
 
     # -- subscribers ---------------------------------------------------------------------------------
 
@@ -251,11 +264,35 @@ class ChangeFeed:
             if item is None:
                 return
             remote, changes = item
+            if remote:
+                try:
+                    changes = self._load(changes)
+                except Exception:  # the database went away for a moment: those changes cannot be shown
+                    log.exception("loading other processes' changes failed")
+                    continue
             for change, rid, doc in changes:
+                if self._again(change, rid, doc):
+                    continue
                 try:
                     self._deliver(change, rid, doc, remote=remote)
                 except Exception:  # one odd document must not stop the feed
                     log.exception("dispatching %s of %s failed", change, rid)
+
+    def _again(self, change: str, rid: str, doc: dict[str, Any] | None) -> bool:
+        """Whether this version of the document was the last dispatched (remembering it if not): another
+        process's notification loads the document as it is when it arrives, which may be a version already
+        sent. Only the dispatching thread calls it."""
+        if change == "delete" or doc is None:
+            self._sent.pop(rid, None)
+            return False
+        version = hash(json.dumps(doc, sort_keys=True, default=str))
+        if self._sent.get(rid) == version:
+            return True
+        self._sent[rid] = version
+        self._sent.move_to_end(rid)
+        if len(self._sent) > SENT_KEPT:
+            self._sent.popitem(last=False)
+        return False
 
     def _deliver(self, change: str, rid: str, doc: dict[str, Any] | None, *, remote: bool) -> None:
         type_name = doc["resource-type"] if doc else rid.split("/", 1)[0]
@@ -334,17 +371,22 @@ class ChangeFeed:
         with self._lock:
             wanted = set().union(*(s.filters for s in self._subs)) | {"session"}
         lines = [(change, rid) for change, rid in lines if rid.split("/", 1)[0] in wanted]
-        if not lines:
-            return
+        if lines:  # loaded by the dispatcher, in turn: see _load
+            self._inbox.put((True, [(change, rid, None) for change, rid in lines]))  # type: ignore[misc]
+
+    def _load(self, lines: list[Change]) -> list[Change]:
+        """Another process's changes with their documents, read by the dispatching thread when their turn
+        comes: every change queued before (this process's own included) was committed before this read, so
+        what it finds is that version or a later one, never an older one sent after a newer."""
         with self.services.store.read() as tx:
-            docs = {d["id"]: d for d in tx.get_many({rid for change, rid in lines if change != "delete"})}
+            docs = {d["id"]: d for d in tx.get_many({rid for change, rid, _ in lines if change != "delete"})}
         changes: list[Change] = []
-        for change, rid in lines:
+        for change, rid, _ in lines:
             if change == "delete":
                 changes.append((change, rid, None))  # type: ignore[arg-type]
             elif rid in docs:  # gone again already: its delete follows
                 changes.append((change, rid, docs[rid]))
-        self._inbox.put((True, changes))
+        return changes
 
 
 def feed_of(services: Services) -> ChangeFeed:
