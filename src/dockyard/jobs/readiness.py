@@ -1,12 +1,12 @@
 """Running the readiness checks of started deployments (the rules: ``deploy.readiness``).
 
-Who probes: a :class:`Prober` in each process that runs workers, beside the reconciler, and not the start
-job; of several such processes on one PostgreSQL, the one holding the ``readiness`` election
-(``jobs.election``) probes, and another takes over within seconds of its death, finding every pending
-deployment again as at a start. A job would hold a worker thread (and its lease) for as long as the service takes to come up, up to
-the app's timeout, so a few slow apps would stall every other start; a job of its own would cost a claim
-and an outcome write per start. The prober needs neither: the durable mark of a deployment to probe is the
-deployment itself (STARTED with no ``ready``), so
+Who probes: a :class:`Prober` in each process that runs workers, beside the reconciler, and not the start job;
+of several such processes on one PostgreSQL, the one holding the ``readiness`` election (``jobs.election``)
+probes, and another takes over within seconds of its death, finding every pending deployment again as at a
+start. A job would hold a worker thread (and its lease) for as long as the service takes to come up, up to the
+app's timeout, so a few slow apps would stall every other start; a job of its own would cost a claim and an
+outcome write per start. The prober needs neither: the durable mark of a deployment to probe is the deployment
+itself (STARTED with no ``ready``), so
 
 * it learns of a new one from the change feed, at the commit that moved it to STARTED (no polling delay,
   no extra write);
