@@ -259,20 +259,28 @@ def add_rows(docs: list[tuple[Any, ...]], rows: list[tuple[Any, ...]], doc: dict
 def write_rows(store: Store, docs: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]) -> None:
     """One batch in one transaction: ``COPY`` on PostgreSQL (several times faster than executemany over a
     socket), ``executemany`` with positional parameters on SQLite (SQLAlchemy's per-row parameter
-    processing would double the load time)."""
+    processing would double the load time). Each document gets the next integer key (as its insert would:
+    SQLite's rowid, PostgreSQL's identity, moved past them) and its ``attrs`` rows carry it."""
     with store.write() as tx:
+        base = tx.conn.exec_driver_sql("SELECT coalesce(max(key), 0) FROM resources").scalar_one()
+        keys = {record[0]: base + 1 + i for i, record in enumerate(docs)}
+        keyed_docs = [(keys[record[0]], *record) for record in docs]
+        keyed_rows = [(keys[record[0]], *record[1:]) for record in rows]
         if store.dialect == "postgresql":
             with tx.conn.connection.driver_connection.cursor() as cur:
-                with cur.copy("COPY resources (id, type, created, updated, doc) FROM STDIN") as copy:
-                    for record in docs:
+                with cur.copy("COPY resources (key, id, type, created, updated, doc) FROM STDIN") as copy:
+                    for record in keyed_docs:
                         copy.write_row(record)
-                with cur.copy("COPY attrs (id, type, path, k, s, n) FROM STDIN") as copy:
-                    for record in rows:
+                with cur.copy("COPY attrs (key, type, path, k, s, n) FROM STDIN") as copy:
+                    for record in keyed_rows:
                         copy.write_row(record)
+            tx.conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('resources', 'key'), "
+                                    "(SELECT max(key) FROM resources))")
         else:
             tx.conn.exec_driver_sql(
-                "INSERT INTO resources (id, type, created, updated, doc) VALUES (?, ?, ?, ?, ?)", docs)
-            tx.conn.exec_driver_sql("INSERT INTO attrs (id, type, path, k, s, n) VALUES (?, ?, ?, ?, ?, ?)", rows)
+                "INSERT INTO resources (key, id, type, created, updated, doc) VALUES (?, ?, ?, ?, ?, ?)", keyed_docs)
+            tx.conn.exec_driver_sql("INSERT INTO attrs (key, type, path, k, s, n) VALUES (?, ?, ?, ?, ?, ?)",
+                                    keyed_rows)
 
 
 def settle(store: Store) -> None:

@@ -88,7 +88,8 @@ def stored_documents(server, text: str) -> list[str]:
             with engine.connect() as conn:
                 docs = conn.execute(sa.text("SELECT id FROM resources WHERE strpos(doc::text, :t) > 0"),
                                     {"t": text}).scalars().all()
-                attrs = conn.execute(sa.text("SELECT id FROM attrs WHERE strpos(s, :t) > 0"),
+                attrs = conn.execute(sa.text("SELECT r.id FROM attrs a JOIN resources r ON r.key = a.key "
+                                             "WHERE strpos(a.s, :t) > 0"),
                                      {"t": text}).scalars().all()
         finally:
             engine.dispose()
@@ -97,7 +98,8 @@ def stored_documents(server, text: str) -> list[str]:
     assert os.path.exists(path), os.listdir(server.data_dir)
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
         docs = [r[0] for r in conn.execute("SELECT id FROM resources WHERE instr(doc, ?) > 0", (text,))]
-        attrs = [r[0] for r in conn.execute("SELECT id FROM attrs WHERE instr(s, ?) > 0", (text,))]
+        attrs = [r[0] for r in conn.execute("SELECT r.id FROM attrs a JOIN resources r ON r.key = a.key "
+                                            "WHERE instr(a.s, ?) > 0", (text,))]
     return docs + attrs
 
 

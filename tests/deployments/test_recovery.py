@@ -123,8 +123,8 @@ def test_a_container_killed_while_dockyard_was_down_is_found_at_start_up(data_di
 def delete_rows(data_dir, rid: str) -> None:
     """Remove a document from the store of a stopped server, as if it had been lost."""
     with sqlite3.connect(os.path.join(str(data_dir), "dockyard.db")) as conn:
-        assert conn.execute("DELETE FROM resources WHERE id = ?", (rid,)).rowcount == 1
-        conn.execute("DELETE FROM attrs WHERE id = ?", (rid,))
+        (key,) = conn.execute("DELETE FROM resources WHERE id = ? RETURNING key", (rid,)).fetchall()[0]
+        conn.execute("DELETE FROM attrs WHERE key = ?", (key,))
 
 
 def test_orphans_of_this_installation_are_removed_at_start_up_and_others_left_alone(data_dir, servers, images,

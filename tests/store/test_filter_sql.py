@@ -285,9 +285,10 @@ def store(db_url):
         for doc in DOCS:
             rtype = doc["id"].split("/")[0]
             full = {**doc, "resource-type": rtype}
-            conn.execute(resources.insert(), {"id": doc["id"], "type": rtype, "created": doc["created"],
-                                              "updated": doc["created"], "doc": json.dumps(full)})
-            conn.execute(attrs.insert(), [{"id": doc["id"], "type": rtype, "path": p, "k": k, "s": s, "n": n}
+            key = conn.execute(resources.insert().returning(resources.c.key),
+                               {"id": doc["id"], "type": rtype, "created": doc["created"],
+                                "updated": doc["created"], "doc": json.dumps(full)}).scalar_one()
+            conn.execute(attrs.insert(), [{"key": key, "type": rtype, "path": p, "k": k, "s": s, "n": n}
                                           for p, k, s, n in flatten(full)])
     yield engine
     engine.dispose()
@@ -405,7 +406,7 @@ def test_sqlite_flattens_deep_filters():
     deep = "a=1"
     for i in range(SQLITE_MAX_NESTING + 1):
         deep = f"(b=2 {'and' if i % 2 else 'or'} {deep})"
-    assert compile_filter(parse(deep), "sqlite")[0].startswith("r.id IN (WITH n0 AS (SELECT c.id FROM resources c")
+    assert compile_filter(parse(deep), "sqlite")[0].startswith("r.key IN (WITH n0 AS (SELECT c.key FROM resources c")
     assert "WITH" not in compile_filter(parse(deep), "postgresql")[0]
 
 
@@ -432,9 +433,9 @@ def test_compile_errors():
 def test_compiled_sql_shape():
     sql, params = compile_filter(parse("a='x' and (b=1 or c=null)"), "sqlite")
     assert sql == (
-        "(r.id IN (SELECT a.id FROM attrs a WHERE a.type = :type AND a.path = :f0 AND a.k = 's' AND a.s = :f1)"
-        " AND (r.id IN (SELECT a.id FROM attrs a WHERE a.type = :type AND a.path = :f2 AND a.n = :f3)"
-        " OR r.id NOT IN (SELECT a.id FROM attrs a WHERE a.type = :type"
+        "(r.key IN (SELECT a.key FROM attrs a WHERE a.type = :type AND a.path = :f0 AND a.k = 's' AND a.s = :f1)"
+        " AND (r.key IN (SELECT a.key FROM attrs a WHERE a.type = :type AND a.path = :f2 AND a.n = :f3)"
+        " OR r.key NOT IN (SELECT a.key FROM attrs a WHERE a.type = :type"
         " AND (a.path = :f4 OR (a.path > :f5 AND a.path < :f6)))))"
     )
     assert params == {"f0": "a", "f1": "x", "f2": "b", "f3": 1.0, "f4": "c", "f5": "c/", "f6": "c0"}

@@ -1,8 +1,8 @@
 """CIMI filter AST (``store.filter``) -> a SQL boolean expression over ``resources r``.
 
-Each comparison becomes ``r.id [NOT] IN (SELECT a.id FROM attrs a WHERE a.type = :type AND a.path = ... AND
-<value condition>)``: an uncorrelated look-up on the ``attrs`` indexes ``(type, path, s, id)`` and
-``(type, path, n, id)``. The caller binds ``:type``; every other value is a bound parameter ``f0, f1, ...``.
+Each comparison becomes ``r.key [NOT] IN (SELECT a.key FROM attrs a WHERE a.type = :type AND a.path = ... AND
+<value condition>)``: an uncorrelated look-up on the ``attrs`` indexes ``(type, path, s, k, key)`` and
+``(type, path, n, key)``. The caller binds ``:type``; every other value is a bound parameter ``f0, f1, ...``.
 The SQL text itself is made only of fixed fragments, so nothing from the filter is ever interpolated.
 
 Semantics, for a comparison on path P (as Nuvla's Elasticsearch translation, on the ``attrs`` rows):
@@ -23,18 +23,28 @@ Semantics, for a comparison on path P (as Nuvla's Elasticsearch translation, on 
   substring anyway, and Nuvla's UI sends ``fulltext=='text*'``. No words: some string at P. The virtual
   attribute ``fulltext`` (Elasticsearch's copy_to field) searches the paths ``fulltext_paths``.
 * geo operators raise ``FilterError``.
+
+Planning an ``and`` (when the caller passes ``estimate``): its comparisons that are sets of ids on the
+``(type, path, s|n, id)`` indexes (equalities, ranges, prefixes) are either *probed* or *intersected*. When
+its smallest equality has few candidates (``PROBE_MAX``), the search starts from it and each other comparison
+is one index probe per candidate. When every equality is broad (``tags='t7'``: 10,000 of 100,000), probing
+costs per candidate, not per match: the sets are then intersected (``r.key IN (A INTERSECT B ...)``, one
+index range scan each, hashed or merged by the database) and only the matches are looked up, except a
+sibling far larger than the smallest equality (more than ``INTERSECT_RATIO`` times), which stays a probe per
+match of the others. Sizes come from ``estimate``: a count of the set's index entries bounded by a cap, which
+reads no more entries than the probing it may save (see ``query._estimator``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 
 from dockyard.core.errors import FilterError
 from dockyard.store.filter import GEO_OPS, REL_OPS, And, Comp, Node, Or, Value, resolve_date_math
 from dockyard.store.schema import MAX_INDEXED_STRING
 
-__all__ = ["DIALECTS", "FULLTEXT_PATHS", "compile_filter", "prefix_successor"]
+__all__ = ["DIALECTS", "FULLTEXT_PATHS", "Estimate", "compile_filter", "prefix_successor"]
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -44,7 +54,7 @@ FULLTEXT_PATHS: tuple[str, ...] = ("name", "description")
 # and/or levels nested as plain SQL on SQLite; deeper filters are compiled to CTEs (see _Compiler.flat)
 SQLITE_MAX_NESTING = 16
 
-_SUB = "SELECT a.id FROM attrs a WHERE a.type = :type AND "
+_SUB = "SELECT a.key FROM attrs a WHERE a.type = :type AND "
 _FALSE = "1 = 0"
 _TRUE = "1 = 1"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
@@ -75,10 +85,11 @@ def _depth(n: Node) -> int:
 
 
 class _Compiler:
-    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes", "probe")
+    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes", "probe", "estimate")
 
-    def __init__(self, now: datetime, fulltext_paths: tuple[str, ...]) -> None:
+    def __init__(self, now: datetime, fulltext_paths: tuple[str, ...], estimate: "Estimate | None" = None) -> None:
         self.params: dict[str, object] = {}
+        self.estimate = estimate
         self.now = now
         self.fulltext_paths = fulltext_paths
         self.alias = "r"  # the resources alias comparisons test
@@ -96,6 +107,10 @@ class _Compiler:
         if t is Comp:
             return self.comp(n)  # type: ignore[arg-type]
         if t is And or t is Or:
+            if t is And and self.estimate is not None:
+                planned = self.intersected(n.items)  # type: ignore[union-attr]
+                if planned is not None:
+                    return planned
             if t is And and any(_drives(i) for i in n.items):  # type: ignore[union-attr]
                 # an equality beside them narrows the candidates: a range or prefix sibling is then cheaper
                 # as one index probe per candidate than as the set of every id in its range (a temporary
@@ -115,24 +130,64 @@ class _Compiler:
 
         SQLite's parser has a fixed stack (3.40 overflows past 26 levels of ``x AND (y OR (...))`` over these sub-queries),
         and a filter may nest 50 deep: past ``SQLITE_MAX_NESTING`` levels the expression becomes
-        ``r.id IN (WITH n0 AS (SELECT c.id FROM resources c WHERE c.type = :type AND (<one level>)), ...
-        SELECT id FROM nK)`` where each level refers to the CTEs of the levels below it.
+        ``r.key IN (WITH n0 AS (SELECT c.key FROM resources c WHERE c.type = :type AND (<one level>)), ...
+        SELECT key FROM nK)`` where each level refers to the CTEs of the levels below it.
         """
         self.alias = "c"
         top = self.cte(root)  # children first: a CTE only refers to the ones before it
-        return f"r.id IN (WITH {', '.join(self.ctes)} SELECT id FROM {top})"
+        return f"r.key IN (WITH {', '.join(self.ctes)} SELECT key FROM {top})"
+
+    def set_where(self, c: Comp) -> str:
+        """The ``attrs a`` condition (after ``a.type = :type AND``) of a ``_settable`` comparison."""
+        p = self.bind(c.attr)
+        if c.op == "=":
+            cond = self.equals(c.value)
+        elif c.op == "^=":
+            cond = self.prefix(self.string(c.value, c.op))
+        else:
+            cond = self.relation(c.op, c.value)
+        return f"a.path = {p} AND {cond}"
+
+    def intersected(self, items: tuple[Node, ...]) -> str | None:
+        """An and whose equalities are all broad, as the intersection of its index sets (see the module
+        docstring); ``None`` when probing from its smallest equality is the better plan."""
+        settable = [i for i in items if _settable(i)]
+        if len(settable) < 2 or not any(_drives(i) for i in settable):
+            return None
+        saved = dict(self.params)
+        wheres = {id(i): self.set_where(i) for i in settable}  # type: ignore[arg-type]
+        sizes = {id(i): self.estimate(wheres[id(i)], self.params, COUNT_CAP)  # type: ignore[misc]
+                 for i in settable if _drives(i)}
+        smallest = min(sizes.values())
+        if smallest <= PROBE_MAX:
+            self.params = saved  # probe: compiled afresh by the caller, with the parameter names it expects
+            return None
+        cap = smallest * INTERSECT_RATIO
+        for i in settable:
+            if id(i) not in sizes:
+                sizes[id(i)] = self.estimate(wheres[id(i)], self.params, cap)  # type: ignore[misc]
+        members = sorted((i for i in settable if sizes[id(i)] < cap), key=lambda i: sizes[id(i)])
+        if len(members) < 2:
+            self.params = saved
+            return None
+        chosen = {id(i) for i in members}
+        sets = " INTERSECT ".join(f"{_SUB}{wheres[id(i)]}" for i in members)
+        parts = [f"{self.alias}.key IN ({sets})"]
+        # the rest is checked per match of the intersection: ranges and prefixes as index probes
+        parts += [self._probed(i) for i in items if id(i) not in chosen]
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
     def cte(self, n: Node) -> str:
         t = type(n)
         if t is not And and t is not Or:
             raise TypeError(f"not a filter node: {n!r}")
         parts = [
-            self.comp(i) if type(i) is Comp else f"c.id IN (SELECT id FROM {self.cte(i)})"
+            self.comp(i) if type(i) is Comp else f"c.key IN (SELECT key FROM {self.cte(i)})"
             for i in n.items  # type: ignore[union-attr]
         ] or [_TRUE if t is And else _FALSE]
         name = f"n{len(self.ctes)}"
         joined = (" AND " if t is And else " OR ").join(parts)
-        self.ctes.append(f"{name} AS (SELECT c.id FROM resources c WHERE c.type = :type AND ({joined}))")
+        self.ctes.append(f"{name} AS (SELECT c.key FROM resources c WHERE c.type = :type AND ({joined}))")
         return name
 
     def _probed(self, n: Node) -> str:
@@ -147,8 +202,8 @@ class _Compiler:
     def rows(self, path: str, cond: str | None, negate: bool = False) -> str:
         where = f"a.path = {path}" + (f" AND {cond}" if cond else "")
         if self.probe and not negate:
-            return f"EXISTS (SELECT 1 FROM attrs a WHERE a.id = {self.alias}.id AND {where})"
-        return f"{self.alias}.id {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
+            return f"EXISTS (SELECT 1 FROM attrs a WHERE a.key = {self.alias}.key AND {where})"
+        return f"{self.alias}.key {'NOT IN' if negate else 'IN'} ({_SUB}{where})"
 
     def comp(self, c: Comp) -> str:
         op, value, path = c.op, c.value, c.attr
@@ -160,7 +215,7 @@ class _Compiler:
                 # as Elasticsearch's exists: an object is there when any attribute under it is
                 p, lo, hi = self.bind(path), self.bind(path + "/"), self.bind(path + "0")  # '0' follows '/'
                 where = f"(a.path = {p} OR (a.path > {lo} AND a.path < {hi}))"
-                return f"{self.alias}.id {'IN' if negate else 'NOT IN'} ({_SUB}{where})"
+                return f"{self.alias}.key {'IN' if negate else 'NOT IN'} ({_SUB}{where})"
             p = self.bind(path)
             return self.rows(p, self.equals(value), negate)
         if op in REL_OPS:
@@ -186,7 +241,7 @@ class _Compiler:
         if kind == "string" or kind == "date":
             return f"a.k = 's' AND a.s = {self.bind(value.v)}"
         if kind == "int":
-            # only numbers have an n, so no a.k test: the (type, path, n, id) index answers alone
+            # only numbers have an n, so no a.k test: the (type, path, n, key) index answers alone
             return f"a.n = {self.bind(float(value.v))}"  # type: ignore[arg-type]
         if kind == "bool":
             return f"a.k = 'b' AND a.s = {self.bind('true' if value.v else 'false')}"
@@ -242,19 +297,40 @@ class _Compiler:
         else:
             where = "a.path IN (" + ", ".join(self.bind(p) for p in paths) + ")"
         if not words:
-            return f"{self.alias}.id IN ({_SUB}{where} AND a.k = 's')"
+            return f"{self.alias}.key IN ({_SUB}{where} AND a.k = 's')"
         parts = []
         for word in words:
             if len(word) > MAX_INDEXED_STRING:  # longer than any indexed string: cannot occur in one
                 return _FALSE
             pattern = "%" + word.translate(_ASCII_LOWER).translate(_LIKE_ESCAPE) + "%"
             parts.append(
-                f"{self.alias}.id IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
+                f"{self.alias}.key IN ({_SUB}{where} AND a.k = 's' AND lower(a.s) LIKE {self.bind(pattern)} ESCAPE '\\')"
             )
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
 
 
 _PROBED_OPS = frozenset({"<", "<=", ">", ">=", "^="})
+
+# an and's smallest equality with at most this many candidates drives the search (probe the rest)
+PROBE_MAX = 500
+# above it, a range or prefix sibling joins the intersection when it has fewer than this many times as many
+# ids as that equality; larger ones are probed per id of the intersection
+INTERSECT_RATIO = 4
+# an equality's size is counted up to this bound (beyond it, it is simply "large")
+COUNT_CAP = 50_000
+
+# (the set's WHERE over ``attrs a`` after ``a.type = :type AND``, the filter's parameters so far, a cap)
+# -> how many index entries the set has, counted up to the cap
+Estimate = Callable[[str, dict[str, object], int], int]
+
+
+def _settable(n: Node) -> bool:
+    """A comparison whose matches are one index range of ``attrs``: equality, range or prefix."""
+    if type(n) is not Comp:
+        return False
+    if n.op == "=":  # type: ignore[union-attr]
+        return n.value.kind not in ("null", "list")  # type: ignore[union-attr]
+    return n.op in _PROBED_OPS and (n.op != "^=" or n.value.kind == "string")  # type: ignore[union-attr]
 
 
 def _drives(n: Node) -> bool:
@@ -268,6 +344,7 @@ def compile_filter(
     *,
     now: datetime | None = None,
     fulltext_paths: Collection[str] = FULLTEXT_PATHS,
+    estimate: Estimate | None = None,
 ) -> tuple[str, dict[str, object]]:
     """``(sql, params)``: a boolean SQL expression over ``resources r`` and its parameters ``f0, f1, ...``.
 
@@ -275,6 +352,8 @@ def compile_filter(
     ``SELECT ... FROM resources r WHERE r.type = :type AND (<sql>)``. ``dialect`` is ``'sqlite'`` or
     ``'postgresql'`` (the SQL is the same today). ``now`` is the instant date math is relative to (default: the
     current time; naive means UTC). ``fulltext_paths`` are the attributes the virtual ``fulltext`` attribute searches with ``==``.
+    ``estimate`` lets an ``and`` choose between probing and intersecting its index sets (module docstring);
+    without it, an equality always drives and its siblings are probed.
     Raises ``FilterError`` for what the store cannot run (geo-spatial operators).
     """
     if dialect not in DIALECTS:
@@ -283,7 +362,7 @@ def compile_filter(
         now = datetime.now(timezone.utc)
     elif now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    compiler = _Compiler(now, tuple(fulltext_paths))
+    compiler = _Compiler(now, tuple(fulltext_paths), estimate)
     if dialect == "sqlite" and _depth(node) > SQLITE_MAX_NESTING:
         sql = compiler.flat(node)
     else:

@@ -1,7 +1,9 @@
 """The store's tables. Migrations (``store/migrations``) create them; this module names them for queries.
 
-Every resource is one JSON document in ``resources``. Each scalar leaf of the document (and each element
-of an array) is also one row of ``attrs``, keyed by its slash path (``acl/owners``, ``module/href``,
+Every resource is one JSON document in ``resources``, with an integer ``key`` beside its text ``id`` (SQLite's
+rowid, a PostgreSQL identity). Each scalar leaf of the document (and each element of an array) is also one row
+of ``attrs``, under the document's ``key`` (8 bytes in every index entry instead of a ~65-byte id: sets of
+matches are intersected and looked up as integers), at its slash path (``acl/owners``, ``module/href``,
 ``data:bucket``); that is what filters, ACL restriction, ordering fallbacks and aggregations use, so a search
 is a handful of index look-ups whatever the schema, open schemas included.
 
@@ -22,7 +24,8 @@ metadata = sa.MetaData()
 resources = sa.Table(
     "resources",
     metadata,
-    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("key", sa.Integer().with_variant(sa.BigInteger(), "postgresql"), primary_key=True),
+    sa.Column("id", sa.Text, nullable=False, unique=True),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("created", sa.Text, nullable=False),
     sa.Column("updated", sa.Text, nullable=False),
@@ -33,14 +36,14 @@ resources = sa.Table(
 attrs = sa.Table(
     "attrs",
     metadata,
-    sa.Column("id", sa.Text, nullable=False),
+    sa.Column("key", sa.Integer().with_variant(sa.BigInteger(), "postgresql"), nullable=False),
     sa.Column("type", sa.Text, nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("k", sa.String(1), nullable=False),
     # byte order on PostgreSQL too, so that ranges over strings and timestamps compare as in SQLite
     sa.Column("s", sa.Text().with_variant(sa.Text(collation="C"), "postgresql"), nullable=True),
     sa.Column("n", sa.Float, nullable=True),
-    sa.Index("ix_attrs_s", "type", "path", "s", "k", "id"),
-    sa.Index("ix_attrs_n", "type", "path", "n", "id"),
-    sa.Index("ix_attrs_id", "id", "path", "s", "k"),
+    sa.Index("ix_attrs_s", "type", "path", "s", "k", "key"),
+    sa.Index("ix_attrs_n", "type", "path", "n", "key"),
+    sa.Index("ix_attrs_key", "key", "path", "s", "k"),
 )
