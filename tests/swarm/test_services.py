@@ -17,7 +17,7 @@ import httpx
 
 from tests.deployments.conftest import component, deploy, parameters, start, wait_state
 
-from .helpers import node_containers
+from .helpers import node_containers, wait_nothing_on_nodes
 
 PORT = 18181
 
@@ -115,7 +115,10 @@ def test_the_driver_reports_each_task_with_its_node_and_ephemeral_port_and_reads
         finally:
             driver.destroy(dep_id)
         assert driver.inspect(dep_id) == [] and driver.managed().get(dep_id) is None
-        assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
+        # the manager's own node is empty when destroy returns; a worker's removal of its task container is out
+        # of the manager's sight, and may lag under load (the manager forgets the task first)
+        assert node_containers(swarm, dep_id)["node1"] == []
+        wait_nothing_on_nodes(swarm, dep_id)
 
 
 def test_a_container_started_before_the_engine_was_known_a_manager_is_still_seen_and_removed(swarm, web_image):

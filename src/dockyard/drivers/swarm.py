@@ -542,12 +542,20 @@ class SwarmDriver(DockerDriver):
             # the containers; asked by the service's id, the manager answers 404 at once. A node that is
             # down removes its tasks' containers when it is back: not worth waiting for
             down = self._down_nodes()
-            if not any(t.get("ServiceID") in removed and t.get("NodeID") not in down for t in self._call("tasks")):
+            if not any(t.get("ServiceID") in removed and t.get("NodeID") not in down for t in self._call("tasks")) \
+                    and not self._own_task_containers(deployment_id, removed):
                 return
             time.sleep(POLL)
         if removed and time.monotonic() >= deadline:
             log.warning("the tasks of %s's services were still being removed after %g s", deployment_id,
                         REMOVE_TIMEOUT)
+
+    def _own_task_containers(self, deployment_id: str, services: list[str]) -> bool:
+        """Whether the manager's own node still has a task container of ``services``: the manager may forget a
+        removed task before its node has removed the container (seen under load). Other nodes' containers are
+        out of this API's sight."""
+        return any(c["Labels"].get(SERVICE_LABEL) in services
+                   for c in self._list([f"{LABEL_DEPLOYMENT}={deployment_id}"]))
 
     def _remove_quietly(self, deployment_id: str) -> None:
         try:
