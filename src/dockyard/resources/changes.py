@@ -166,7 +166,8 @@ class ChangeFeed:
         self._stop = threading.Event()
         self._started = False
         self._threads: list[threading.Thread] = []
-        self._sent: collections.OrderedDict[str, int] = collections.OrderedDict()  # id → its version's hash
+        # id → (its last dispatched version's hash, that version's ``updated``)
+        self._sent: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
 
     # -- subscribers ---------------------------------------------------------------------------------
 
@@ -279,16 +280,20 @@ class ChangeFeed:
                     log.exception("dispatching %s of %s failed", change, rid)
 
     def _again(self, change: str, rid: str, doc: dict[str, Any] | None) -> bool:
-        """Whether this version of the document was the last dispatched (remembering it if not): another
-        process's notification loads the document as it is when it arrives, which may be a version already
-        sent. Only the dispatching thread calls it."""
+        """Whether this version of the document was the last dispatched or is older than it (``updated``,
+        stamped by each write; remembering it if not): another process's notification loads the document as
+        it is when read, which may be a version already sent. Only the dispatching thread calls it."""
         if change == "delete" or doc is None:
             self._sent.pop(rid, None)
             return False
         version = hash(json.dumps(doc, sort_keys=True, default=str))
-        if self._sent.get(rid) == version:
+        updated = str(doc.get("updated") or "")
+        last = self._sent.get(rid)
+        # the same version again, or an older one: this process's own change whose turn came after another
+        # process's later version was read (its observer runs once the commit's group is acknowledged)
+        if last is not None and (last[0] == version or updated < last[1]):
             return True
-        self._sent[rid] = version
+        self._sent[rid] = (version, updated)
         self._sent.move_to_end(rid)
         if len(self._sent) > SENT_KEPT:
             self._sent.popitem(last=False)
