@@ -136,7 +136,12 @@ def test_an_update_checks_the_new_container_again(sqlite_server, late):
         doc = api.get(dep_id).data
     assert doc.get("ready") is None and "phases" in doc and "ready" not in doc["phases"], doc  # checking again
     doc = wait_ready(api, dep_id)
-    assert 1.7 <= seconds(doc["phases"]["ready"]) - seconds(doc["phases"]["started"]) <= 4, doc["phases"]
+    # the new container's server listens 2 s after its process starts, which is after `created` and before
+    # `started` is stamped (the engine's start call returns late under load: 1.4 s once, at load 15-30), so
+    # the sound lower bound counts from `created`
+    phases = doc["phases"]
+    assert seconds(phases["ready"]) - seconds(phases["created"]) >= 2.0, phases
+    assert seconds(phases["ready"]) - seconds(phases["started"]) <= 4, phases
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
 
