@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 from dockyard.jobs.election import RETRY, Election
 from dockyard.store.db import Store
@@ -62,19 +63,22 @@ def test_a_killed_holder_is_taken_over_within_a_retry(pg_url):
 
 def test_a_session_ended_under_the_holder_loses_its_roles(pg_url):
     """A held role is only trusted while the session answers: a terminated backend means another may hold
-    it now, so this process stops acting on it and competes again with a new session."""
+    it now, so this process stops acting on it and competes again with a new session. The role's name is this
+    test's own: the session's database is shared with servers other tests start, whose processes hold the
+    installation's roles ("readiness") while they run (one did, once, when this test took "readiness")."""
     import sqlalchemy as sa
 
+    role = f"readiness-{uuid.uuid4().hex[:8]}"
     a, b = Election(Store(pg_url)), Election(Store(pg_url))
     try:
-        assert a.holds("readiness")
+        assert a.holds(role)
         pid = a._conn.info.backend_pid
         admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
         admin.dispose()
-        assert b.holds("readiness")
-        assert not a.holds("readiness")  # the dead session found, a new one does not win
+        assert b.holds(role)
+        assert not a.holds(role)  # the dead session found, a new one does not win
         assert a.held() == set()
     finally:
         a.close()
