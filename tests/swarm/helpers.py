@@ -52,3 +52,18 @@ def register_manager(api, swarm) -> tuple[str, str, dict]:
                                                "key": swarm.key}, "name": "test-swarm"}).data["resource-id"]
     [job] = api.search("job", filter=f"target-resource/href='{cred}' and action='credential_check'").resources
     return cred, infra, wait_job(api, job.id)
+
+
+def node_image(swarm, docker_client, tag: str, dockerfile: bytes) -> str:
+    """An image built here from ``dockerfile`` alone and loaded on every node of the swarm."""
+    import io
+    import tarfile
+
+    from tests.support.images import _add_bytes, _build
+
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        _add_bytes(tar, "Dockerfile", dockerfile)
+    _build(docker_client, tag, context)
+    swarm.load_image(docker_client, tag)
+    return tag

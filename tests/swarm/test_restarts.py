@@ -7,14 +7,14 @@ replaces each failed task, and the deployment's parameters say how many failed a
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 
 import pytest
 
 from tests.deployments.conftest import DEPLOYED, component, deploy, parameters, start, wait_state
-from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
+from tests.support.images import BUSYBOX_TAG
+
+from .helpers import node_image
 
 CRASH_TAG = "dockyard-test/swarm-crash:1"
 CRASH_DOCKERFILE = f'FROM {BUSYBOX_TAG}\nCMD ["sh", "-c", "sleep 2; exit 3"]\n'.encode()
@@ -22,12 +22,7 @@ CRASH_DOCKERFILE = f'FROM {BUSYBOX_TAG}\nCMD ["sh", "-c", "sleep 2; exit 3"]\n'.
 
 @pytest.fixture(scope="module")
 def crash_image(swarm, docker_client):
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", CRASH_DOCKERFILE)
-    _build(docker_client, CRASH_TAG, context)
-    swarm.load_image(docker_client, CRASH_TAG)
-    return CRASH_TAG
+    return node_image(swarm, docker_client, CRASH_TAG, CRASH_DOCKERFILE)
 
 
 def test_the_tasks_a_swarm_replaced_are_counted_and_the_newest_failure_described(manager, crash_image):

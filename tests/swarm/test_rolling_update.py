@@ -10,9 +10,7 @@ previous version answers throughout.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import threading
 import time
 
@@ -20,9 +18,9 @@ import httpx
 import pytest
 
 from tests.deployments.conftest import component, deploy, parameters, start, wait_state
-from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
+from tests.support.images import BUSYBOX_TAG
 
-from .helpers import wait_job, wait_nothing_on_nodes
+from .helpers import node_image, wait_job, wait_nothing_on_nodes
 
 GREETING_TAG = "dockyard-test/swarm-greeting:1"
 # answers "<GREETING> <its host name>" on 8080; a GREETING of "fail" makes the task exit at once
@@ -34,12 +32,7 @@ PORT = 18282
 
 @pytest.fixture(scope="module")
 def greeting_image(swarm, docker_client):
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", GREETING_DOCKERFILE)
-    _build(docker_client, GREETING_TAG, context)
-    swarm.load_image(docker_client, GREETING_TAG)
-    return GREETING_TAG
+    return node_image(swarm, docker_client, GREETING_TAG, GREETING_DOCKERFILE)
 
 
 class Poller(threading.Thread):

@@ -94,12 +94,7 @@ class Election:
         with self._lock:
             self._closed = True
             self._held.clear()
-            if self._conn is not None:
-                try:
-                    self._conn.close()
-                except Exception:
-                    pass
-                self._conn = None
+            self._close_connection()
 
     def _connection(self) -> Any:
         """The live dedicated connection; a held lock is only trusted once the session answers."""
@@ -117,6 +112,10 @@ class Election:
         if self._held:
             log.warning("lost the database session holding %s: %s", ", ".join(sorted(self._held)), exc)
         self._held.clear()
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        """Close the dedicated connection (its session's advisory locks go with it), whatever state it is in."""
         if self._conn is not None:
             try:
                 self._conn.close()
