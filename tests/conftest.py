@@ -43,14 +43,8 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     base = request.getfixturevalue("pg_url")
-    # one schema-less database per session; each test gets a fresh database for isolation
-    name = f"dockyard_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    request.addfinalizer(lambda: _drop(base, name))
+    url = new_pg_database(base)  # each test gets a fresh database for isolation
+    request.addfinalizer(lambda: drop_pg_database(url))
     return url
 
 
@@ -67,10 +61,22 @@ def services(db_url, tmp_path):
     runtime.services.store.close()
 
 
-def _drop(base: str, name: str) -> None:
+def new_pg_database(base: str, prefix: str = "dockyard_t") -> str:
+    """A new empty database on the session's PostgreSQL server; its URL (drop it with drop_pg_database)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    """Drop a database made by new_pg_database, closing what is still connected to it."""
+    made = sa.engine.make_url(url)
+    admin = sa.create_engine(made.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{made.database}" WITH (FORCE)'))
     admin.dispose()
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..conftest import ADMIN_PASSWORD, free_port
+from ..conftest import ADMIN_PASSWORD, drop_pg_database, free_port, new_pg_database
 
 FAST = {
     "DOCKYARD_JOB_LEASE": "3",
@@ -104,15 +104,7 @@ class Cluster:
 @pytest.fixture
 def cluster(pg_url, tmp_path):
     """A fresh database per test (advisory locks and queues of one test stay out of the next)."""
-    import uuid
-
-    import sqlalchemy as sa
-
-    name = f"dockyard_s_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    url = new_pg_database(pg_url, "dockyard_s")
     made: list[Cluster] = []
 
     def make(**env: str) -> Cluster:
@@ -123,6 +115,4 @@ def cluster(pg_url, tmp_path):
     yield make
     for c in made:
         c.stop()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    drop_pg_database(url)

@@ -13,6 +13,8 @@ from dockyard.store.filter import parse
 from dockyard.store.filter_sql import PROBE_MAX, compile_filter
 from dockyard.store.query import Query
 
+from ..conftest import drop_pg_database, new_pg_database
+
 T = "thing"
 N = 1500
 
@@ -56,23 +58,10 @@ def store(request, tmp_path_factory):
         url = f"sqlite:///{tmp_path_factory.mktemp('planner') / 'store.db'}"
         drop = None
     else:
-        import uuid
-
-        import sqlalchemy as sa
-
-        base = request.getfixturevalue("pg_url")
-        name = f"dockyard_t_{uuid.uuid4().hex[:10]}"
-        admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+        url = new_pg_database(request.getfixturevalue("pg_url"))
 
         def drop() -> None:
-            admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+            drop_pg_database(url)
     s = Store(url)
     s.migrate()
     with s.write() as tx:
