@@ -424,14 +424,77 @@ def test_changes_made_by_another_process_arrive_through_postgresql(db_url, tmp_p
         deleted = next_event()
         assert (deleted.change, deleted.data) == ("delete", {"id": doc_id, "resource-type": DOC_TYPE})
 
-        # this process's own change comes once, although PostgreSQL also tells this process of it
+        # this process's own change comes once, from PostgreSQL like the others, in commit order with them
         local_id = crud.add(Ctx(api_process.services, owner), rtype, {"name": "made here"}).body["resource-id"]
         marker = crud.add(remote, rtype, {"name": "marker"}).body["resource-id"]
         assert [(e.change, e.data["id"]) for e in (next_event(), next_event())] == [("add", local_id), ("add", marker)]
+
+        # a document far beyond one notification's 8,000 bytes, with characters of several bytes, comes whole
+        big = {"name": "big", "description": "é€😀 " * 6000}
+        big_id = crud.add(remote, rtype, big).body["resource-id"]
+        added = next_event()
+        assert added.data["id"] == big_id and added.data["description"] == big["description"]
+        # a transaction's many changes, in its order; a delete reaches whoever may see the document as it was
+        late = feed.subscribe(owner, [DOC_TYPE])
+        with worker_process.services.store.write() as tx:
+            made = [crud.insert(remote, tx, rtype, {"name": f"batch {i}"})["id"] for i in range(40)]
+        assert [(e.change, e.data["id"]) for e in (next_event() for _ in made)] == [("add", i) for i in made]
+        crud.delete(remote, rtype, big_id)
+        assert next_event().change == "delete"
+        heard_late = [late.get(timeout=WAIT) for _ in range(len(made) + 1)]
+        assert [(e.change, e.data["id"]) for e in heard_late] == [("add", i) for i in made] + [("delete", big_id)]
         assert stranger.drain() == []
     finally:
         worker_process.stop()
         api_process.stop()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_every_change_reaches_every_process_once_in_commit_order(db_url, tmp_path):
+    """Eight threads in two processes bump two counters (read, add one, write: the row lock orders them): the
+    feed of each process carries every value of each counter once, in order, and both carry the same
+    sequence, their own changes and the other's interleaved as they committed."""
+    def runtime():
+        return start(config.Settings({"data-dir": str(tmp_path), "database-url": db_url,
+                                      "admin-password": config.Secret(ADMIN_PASSWORD)}))
+
+    processes = [runtime(), runtime()]
+    try:
+        owner = for_identity("user/counter", [USER])
+        rtype = processes[0].services.types[DOC_TYPE]
+        subs = [feed_of(p.services).subscribe(owner, [DOC_TYPE]) for p in processes]
+        counters = [crud.add(Ctx(processes[0].services, owner), rtype, {"name": "0"}).body["resource-id"]
+                    for _ in range(2)]
+
+        def bump(store: Store, times: int, offset: int) -> None:
+            for n in range(times):
+                with store.write() as tx:
+                    doc = tx.get(counters[(n + offset) % 2], for_update=True)
+                    doc["name"] = str(int(doc["name"]) + 1)
+                    tx.replace(doc)
+
+        threads = [threading.Thread(target=bump, args=(p.services.store, 30, i))
+                   for i in range(4) for p in processes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        sequences = []
+        for sub in subs:
+            events: list[tuple[str, str]] = []
+            while len(events) < 2 + 240:
+                event = sub.get(timeout=WAIT)
+                assert event is not None, f"{len(events)} events of 242 within the wait"
+                events.append((event.data["id"], event.data["name"]))
+            time.sleep(0.2)
+            assert sub.drain() == []  # none twice
+            for counter in counters:
+                assert [int(name) for rid, name in events if rid == counter] == list(range(121))
+            sequences.append(events)
+        assert sequences[0] == sequences[1]
+    finally:
+        for process in processes:
+            process.stop()
 
 
 # -- the stream's filter agrees with the search's ----------------------------------------------------------

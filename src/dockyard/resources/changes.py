@@ -1,9 +1,9 @@
 """The change feed: every committed change of a document, fanned out to the subscribers who may see it.
 
-The store lists each write transaction's changes once it has committed (``Store.observers``), whatever made
-them: a request, a hook inside it, a job, the reconciler. A :class:`ChangeFeed` takes those lists from the
-writer (which only appends them to an in-memory inbox) and one dispatcher thread turns each change into an
-:class:`Event` for every :class:`Subscription` that wants it:
+Every write transaction lists its changes, whatever made them: a request, a hook inside it, a job, the
+reconciler. A :class:`ChangeFeed` hears those lists in commit order (on SQLite from the store's observers,
+on PostgreSQL from the database: see below), puts them in an in-memory inbox, and one dispatcher thread
+turns each change into an :class:`Event` for every :class:`Subscription` that wants it:
 
 * the document's type is one of the subscription's ``types``;
 * the subscriber's claims, taken when it subscribed, may view the document (``acl.rights_of`` /
@@ -19,31 +19,25 @@ gaps (the changes it may not see).
 
 Each subscription has a bounded, thread-safe queue. A subscriber that falls more than ``queue_size`` events
 behind is dropped: its last event is ``overflow`` and it must read again what it shows, then subscribe
-again. Logging out (deleting the session a subscription was opened with) ends the subscription at once.
+again. Logging out (deleting the session a subscription was opened with) ends the subscription: no change
+committed after the logout reaches it.
 
 Across processes (``dockyard serve --no-workers`` API processes and ``dockyard worker`` processes on one
-PostgreSQL): every write transaction also lists its changes with ``NOTIFY dockyard_changes`` inside the
-transaction, so the notification is delivered exactly when the change commits (``store.db``). Once it has a
-subscriber, each process's feed LISTENs on that channel, skips its own notifications (they carry the store's
-``origin``), loads the added and edited documents of the types its subscribers want, and dispatches them like
-local changes. A delete from another process names only the id: it goes to the subscriptions that were sent
-that document before. On SQLite (one process) the in-process path alone delivers everything.
-
-Another process's change is loaded when its turn comes in the dispatching thread, so it carries the
-document as it is then: that change's version or a later one (the notification names ids only), and never
-older than what this process sent before (its own changes queued earlier had committed before the read).
-The feed never sends one version of a document twice: a change whose document is the version it last
-dispatched (read again for a later notification, or this process's own) is skipped. Such a stream therefore carries each
-document's versions in commit order, none twice, but may skip an intermediate version that another
-process replaced within moments (``CREATED`` of a deployment started at once, say), as a watch that
-coalesces.
+PostgreSQL), the feed does not take the store's observer lists: every write transaction, whichever process
+made it, sends its changes with their documents on ``NOTIFY dockyard_changes`` inside the transaction
+(``store.announce``), and PostgreSQL delivers them when it commits, in commit order across the whole
+installation. Once it has a subscriber, each process's feed LISTENs on that channel and dispatches every
+change from there, its own included, so that the event stream through any process carries every change of
+every document once, in commit order, with the version that change made (a delete goes to the
+subscriptions that were sent the document before or may see it as it was). A change is dispatched a few
+milliseconds after its commit. If the listening connection is lost, the changes committed until it listens
+again cannot be heard: every subscription open then ends with ``overflow`` (read again and reconnect). On
+SQLite (one process) the store's observers deliver everything, in commit order too.
 """
 
 from __future__ import annotations
 
-import collections
 import itertools
-import json
 import logging
 import queue
 import threading
@@ -56,6 +50,7 @@ from ..core import acl as acls
 from ..core.errors import BadRequest, Forbidden
 from ..store import filter as cimi_filter
 from ..store.attrs import flatten
+from ..store.announce import Reassembly
 from ..store.db import CHANGES_CHANNEL, Change
 from ..store.filter import REL_OPS, And, Comp, Node, Or, Value, resolve_date_math
 from ..store.filter_sql import FULLTEXT_PATHS, compile_filter
@@ -77,7 +72,6 @@ CLOSED, SHUTDOWN, REVOKED = "closed", "shutdown", "revoked"
 # ids a subscription remembers having been sent, for deletes made by other processes
 SEEN_LIMIT = 10_000
 LISTEN_READY_TIMEOUT = 10.0
-SENT_KEPT = 100_000  # documents whose last dispatched version the feed remembers (to skip it if loaded again)
 
 
 @dataclass(frozen=True)
@@ -162,12 +156,11 @@ class ChangeFeed:
         self._subs: list[Subscription] = []
         self._lock = threading.Lock()
         self._seq = itertools.count(1)
-        self._inbox: queue.Queue[tuple[bool, list[Change]] | None] = queue.Queue()
+        self._inbox: queue.Queue[list[Change] | None] = queue.Queue()
         self._stop = threading.Event()
         self._started = False
         self._threads: list[threading.Thread] = []
-        # id → (its last dispatched version's hash, that version's ``updated``)
-        self._sent: collections.OrderedDict[str, tuple[int, str]] = collections.OrderedDict()
+        self._wanted: frozenset[str] = frozenset({"session"})  # the types whose changes someone wants
 
     # -- subscribers ---------------------------------------------------------------------------------
 
@@ -189,6 +182,7 @@ class ChangeFeed:
                 sub._end(SHUTDOWN)
             else:
                 self._subs.append(sub)
+                self._wanted = self._wanted.union(sub.filters)
         return sub
 
     def _filters(self, ctx: Ctx, types: Iterable[str], node: Node | None) -> dict[str, Node | None]:
@@ -212,6 +206,7 @@ class ChangeFeed:
         with self._lock:
             if sub in self._subs:
                 self._subs.remove(sub)
+                self._wanted = frozenset({"session"}).union(*(s.filters for s in self._subs))
         sub._end(reason)
 
     @property
@@ -226,9 +221,10 @@ class ChangeFeed:
             if self._started or self._stop.is_set():
                 return
             self._started = True
-        self.services.store.observers.append(self.observe)
         self._spawn(self._dispatch, "dockyard-changes")
-        if self.services.store.dialect == "postgresql":
+        if self.services.store.dialect != "postgresql":
+            self.services.store.observers.append(self.observe)
+        else:
             ready = threading.Event()
             self._spawn(lambda: self._listen(ready), "dockyard-changes-listen")
             # a change committed after subscribe() returns must not be missed
@@ -256,51 +252,22 @@ class ChangeFeed:
     # -- changes in ----------------------------------------------------------------------------------
 
     def observe(self, changes: list[Change]) -> None:
-        """The store's observer: runs in the writer's thread, so it only hands the changes over."""
-        self._inbox.put((False, changes))
+        """The store's observer (SQLite): runs in the writer's thread, so it only hands the changes over."""
+        self._inbox.put(changes)
 
     def _dispatch(self) -> None:
         while True:
-            item = self._inbox.get()
-            if item is None:
+            changes = self._inbox.get()
+            if changes is None:
                 return
-            remote, changes = item
-            if remote:
-                try:
-                    changes = self._load(changes)
-                except Exception:  # the database went away for a moment: those changes cannot be shown
-                    log.exception("loading other processes' changes failed")
-                    continue
             for change, rid, doc in changes:
-                if self._again(change, rid, doc):
-                    continue
                 try:
-                    self._deliver(change, rid, doc, remote=remote)
+                    self._deliver(change, rid, doc)
                 except Exception:  # one odd document must not stop the feed
                     log.exception("dispatching %s of %s failed", change, rid)
 
-    def _again(self, change: str, rid: str, doc: dict[str, Any] | None) -> bool:
-        """Whether this version of the document was the last dispatched or is older than it (``updated``,
-        stamped by each write; remembering it if not): another process's notification loads the document as
-        it is when read, which may be a version already sent. Only the dispatching thread calls it."""
-        if change == "delete" or doc is None:
-            self._sent.pop(rid, None)
-            return False
-        version = hash(json.dumps(doc, sort_keys=True, default=str))
-        updated = str(doc.get("updated") or "")
-        last = self._sent.get(rid)
-        # the same version again, or an older one: this process's own change whose turn came after another
-        # process's later version was read (its observer runs once the commit's group is acknowledged)
-        if last is not None and (last[0] == version or updated < last[1]):
-            return True
-        self._sent[rid] = (version, updated)
-        self._sent.move_to_end(rid)
-        if len(self._sent) > SENT_KEPT:
-            self._sent.popitem(last=False)
-        return False
-
-    def _deliver(self, change: str, rid: str, doc: dict[str, Any] | None, *, remote: bool) -> None:
-        type_name = doc["resource-type"] if doc else rid.split("/", 1)[0]
+    def _deliver(self, change: str, rid: str, doc: dict[str, Any]) -> None:
+        type_name = doc.get("resource-type") or rid.split("/", 1)[0]
         if change == "delete" and type_name == "session":
             self._revoke(rid)
         with self._lock:
@@ -311,10 +278,9 @@ class ChangeFeed:
         if change == "delete":
             event = Event(seq, change, {"id": rid, "resource-type": type_name})
             for sub in subs:
-                if sub._forget(rid) or (not remote and doc is not None and self._visible(sub, doc)):
+                if sub._forget(rid) or self._visible(sub, doc):
                     self._put(sub, event)
             return
-        assert doc is not None
         rtype = self.services.types[type_name]
         index: _Index | None = None
         for sub in subs:
@@ -356,42 +322,43 @@ class ChangeFeed:
 
         url = self.services.store.engine.url.set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
+        heard = Reassembly()
+        lost = False
         while not self._stop.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    if lost:
+                        self._lost()
                     ready.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=1.0):
-                            self._remote(note.payload)
+                            self._heard(heard, note.payload)
             except Exception:
-                log.exception("listening for other processes' changes failed; retrying")
+                log.exception("listening for the installation's changes failed; retrying")
+                lost = ready.is_set()
+                heard.reset()
                 self._stop.wait(1.0)
 
-    def _remote(self, payload: str) -> None:
-        origin, _, body = payload.partition("\n")
-        if origin == self.services.store.origin:
-            return  # this process's own: already dispatched from the store's observer
-        lines = [line.split(" ", 1) for line in body.splitlines() if " " in line]
-        with self._lock:
-            wanted = set().union(*(s.filters for s in self._subs)) | {"session"}
-        lines = [(change, rid) for change, rid in lines if rid.split("/", 1)[0] in wanted]
-        if lines:  # loaded by the dispatcher, in turn: see _load
-            self._inbox.put((True, [(change, rid, None) for change, rid in lines]))  # type: ignore[misc]
+    def _heard(self, heard: Reassembly, payload: str) -> None:
+        wanted = self._wanted
+        try:
+            changes = heard.add(payload, wanted.__contains__)
+        except ValueError:
+            log.warning("a change notification could not be read: %.200r", payload)
+            return
+        if changes:
+            self._inbox.put(changes)
 
-    def _load(self, lines: list[Change]) -> list[Change]:
-        """Another process's changes with their documents, read by the dispatching thread when their turn
-        comes: every change queued before (this process's own included) was committed before this read, so
-        what it finds is that version or a later one, never an older one sent after a newer."""
-        with self.services.store.read() as tx:
-            docs = {d["id"]: d for d in tx.get_many({rid for change, rid, _ in lines if change != "delete"})}
-        changes: list[Change] = []
-        for change, rid, _ in lines:
-            if change == "delete":
-                changes.append((change, rid, None))  # type: ignore[arg-type]
-            elif rid in docs:  # gone again already: its delete follows
-                changes.append((change, rid, docs[rid]))
-        return changes
+    def _lost(self) -> None:
+        """Listening again after the connection was lost: what committed meanwhile was not heard, so every
+        open subscription ends as if it had fallen behind (its client reads again and subscribes again)."""
+        with self._lock:
+            subs = list(self._subs)
+        log.warning("the change feed listens again; %d subscriptions end as they may have missed changes",
+                    len(subs))
+        for sub in subs:
+            self.unsubscribe(sub, OVERFLOW)
 
 
 def feed_of(services: Services) -> ChangeFeed:

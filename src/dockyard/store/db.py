@@ -28,16 +28,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.errors import Conflict, InsufficientStorage
-from . import migrate
+from . import announce, migrate
 from .attrs import flatten
 from .query import Query, SearchResult, run_search, run_ids
 
 log = logging.getLogger("dockyard.store")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-# PostgreSQL channel on which each committed write transaction lists its changes, for other processes
-CHANGES_CHANNEL = "dockyard_changes"
-NOTIFY_LIMIT = 7900  # bytes: PostgreSQL refuses a NOTIFY payload of 8000 or more
+# PostgreSQL channel on which each committed write transaction sends its changes, to every process
+CHANGES_CHANNEL = announce.CHANNEL
 
 # a committed change of a document: "add" | "edit" | "delete", the id, the document (as stored, or as it was)
 Change = tuple[str, str, dict[str, Any]]
@@ -526,18 +525,12 @@ class _QuickTx(Tx):
 
 
 def _announce(tx: Tx, origin: str) -> None:
-    """PostgreSQL: list the transaction's changes on ``CHANGES_CHANNEL`` as ``<origin>\n<change> <id>...``.
+    """PostgreSQL: send the transaction's changes, documents included, on ``CHANGES_CHANNEL`` (``announce``).
 
-    Sent inside the transaction, so listeners hear of it exactly when it commits, and never of a rollback.
+    Sent inside the transaction, so listeners hear of it exactly when it commits, in commit order, and never
+    of a rollback; one statement however many payloads the documents need.
     """
     if tx.dialect != "postgresql" or not tx.changes:
         return
-    head = origin + "\n"
-    payload = head
-    for change, rid, _ in tx.changes:
-        line = f"{change} {rid}\n"
-        if len(payload) + len(line) > NOTIFY_LIMIT and payload != head:
-            tx.conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANGES_CHANNEL, "p": payload})
-            payload = head
-        payload += line
-    tx.conn.execute(sa.text("SELECT pg_notify(:c, :p)"), {"c": CHANGES_CHANNEL, "p": payload})
+    tx.conn.execute(sa.text("SELECT count(pg_notify(:c, p)) FROM unnest(CAST(:ps AS text[])) AS p"),
+                    {"c": CHANGES_CHANNEL, "ps": announce.payloads(origin, tx.changes)})
