@@ -29,6 +29,20 @@ def _count(ctx):
     return f"ran {ctx.job['id']}"
 
 
+ACTIVE = {"now": 0, "most": 0}
+
+
+@action("test_concurrent")
+def _concurrent(ctx):
+    with RUNS_LOCK:
+        ACTIVE["now"] += 1
+        ACTIVE["most"] = max(ACTIVE["most"], ACTIVE["now"])
+    time.sleep(float(ctx.payload.get("sleep", 0)))
+    with RUNS_LOCK:
+        ACTIVE["now"] -= 1
+    return "done"
+
+
 @action("test_fail")
 def _fail(ctx):
     raise ActionFailed("the image 'nope' does not exist")
@@ -192,3 +206,62 @@ def test_cancel_ends_a_queued_job_and_edits_are_refused_after(services):
     with services.store.read() as tx:
         assert queue.pending(tx) == 0
     assert "test_count" in ACTIONS
+
+
+def test_runners_grow_while_jobs_wait_and_end_when_idle(services):
+    """A job that waits (on its engine) holds no core: 12 jobs of 1 s each run side by side on a pool that keeps
+    one runner, and the extra runners end once idle."""
+    ACTIVE.update(now=0, most=0)
+    ids = [queue_job(services, "test_concurrent", {"sleep": 1.0}) for _ in range(12)]
+    pool = WorkerPool(services, threads=1, max_threads=16, idle=0.5)
+    t0 = time.monotonic()
+    pool.start()
+    try:
+        for job_id in ids:
+            assert wait_final(services, job_id, timeout=30)["state"] == "SUCCESS"
+        took = time.monotonic() - t0
+        assert ACTIVE["most"] == 12 and took < 6, (ACTIVE, took)  # one at a time would take 12 s
+        deadline = time.monotonic() + 5
+        while _runners() > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _runners() == 1
+        # the kept runner still takes a new job at once
+        assert wait_final(services, queue_job(services, "test_count"))["state"] == "SUCCESS"
+    finally:
+        pool.stop()
+
+
+def test_at_most_max_threads_jobs_run_at_once(services):
+    ACTIVE.update(now=0, most=0)
+    ids = [queue_job(services, "test_concurrent", {"sleep": 0.3}) for _ in range(9)]
+    pool = WorkerPool(services, threads=1, max_threads=3)
+    pool.start()
+    try:
+        for job_id in ids:
+            assert wait_final(services, job_id, timeout=30)["state"] == "SUCCESS"
+    finally:
+        pool.stop()
+    assert ACTIVE["most"] == 3
+
+
+def test_one_commit_claims_several_jobs(services):
+    """Jobs waiting when the pool starts are claimed together: one transaction stores all of them RUNNING."""
+    ids = [queue_job(services, "test_count") for _ in range(10)]
+    transactions = []
+    services.store.observers.append(transactions.append)
+    pool = WorkerPool(services, threads=2, max_threads=16)
+    pool.start()
+    try:
+        for job_id in ids:
+            assert wait_final(services, job_id)["state"] == "SUCCESS"
+    finally:
+        pool.stop()
+        services.store.observers.remove(transactions.append)
+    claims = [[rid for kind, rid, doc in tx if doc.get("state") == "RUNNING"] for tx in transactions]
+    claims = [c for c in claims if c]
+    assert sorted(sum(claims, [])) == sorted(ids) and len(claims) == 1, claims
+    assert all(RUNS[job_id] == 1 for job_id in ids)
+
+
+def _runners() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("dockyard-worker-") and t.is_alive())

@@ -175,7 +175,7 @@ def worker(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     start_background(runtime, workers=True)
-    log.info("Dockyard worker running (%s threads)", settings["workers"])
+    log.info("Dockyard worker running (%s to %s threads)", settings["workers"], settings["workers-max"])
     done.wait()
     runtime.stop()
 

@@ -67,7 +67,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log-level", "info", "Log level of the server."),
     Setting("log-format", "text", "Format of the server log on stderr: text, or json (one object per line, "
             "with ids such as job, deployment, status and who as fields).", one_of(*LOG_FORMATS)),
-    Setting("workers", 4, "Job worker threads in this process (0: none; run `dockyard worker` elsewhere).", int),
+    Setting("workers", 4, "Job worker threads kept ready in this process (0: none; run `dockyard worker` "
+            "elsewhere).", int),
+    Setting("workers-max", 64, "Job worker threads this process may run at once while jobs wait: a job mostly "
+            "waits on its engine, so the pool grows from `workers` up to this, and shrinks again when idle.", int),
     Setting("job-lease", 30.0, "Seconds a claimed job stays a worker's without renewal.", float),
     Setting("job-poll", 1.0, "Seconds between queue polls when no wake-up arrives (other processes on SQLite).",
             float),

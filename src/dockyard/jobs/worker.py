@@ -1,16 +1,23 @@
-"""Workers: claim a job with a lease, keep the lease while working, record how it ended.
+"""Workers: claim jobs with a lease, keep the lease while working, record how each ended.
 
-A pool runs a few worker threads in ``dockyard serve`` (or alone in ``dockyard worker``). New jobs wake
-them at once: in-process through :meth:`WorkerPool.wake`, across processes through PostgreSQL's
-``LISTEN/NOTIFY``; a slow poll covers SQLite shared by several processes. A job whose worker died is
-claimed again when its lease runs out; actions are written so that running again finishes or undoes
-what the first attempt left. An action's expected failure (:class:`ActionFailed`) ends its job FAILED
-with the action's message; any other exception too, with a message that names a reference under which
-the server log keeps the traceback: users see no Python internals.
+A pool runs in ``dockyard serve`` (or alone in ``dockyard worker``): one claimer thread takes jobs from the
+queue, several at a time in one transaction (one commit for a batch of claims), as many as the pool has room
+for, and hands them to runner threads. The runners scale with the queue: a job mostly waits on its engine
+(Docker answering a create, a start), which needs no core of its own, so while jobs wait the pool grows from
+``threads`` runners up to ``max_threads``, and a runner idle for ``idle`` seconds beyond the first ``threads``
+ends. A claim takes only jobs that a runner can start at once, so no lease runs while a job waits in the pool.
+The claimer claims again at once while the queue gives it all it asked for; otherwise it waits for a
+wake-up: in-process through :meth:`WorkerPool.wake`, across processes through PostgreSQL's ``LISTEN/NOTIFY``;
+a slow poll covers SQLite shared by several processes. A job whose worker died is claimed again when its lease
+runs out; actions are written so that running again finishes or undoes what the first attempt left. An
+action's expected failure (:class:`ActionFailed`) ends its job FAILED with the action's message; any other
+exception too, with a message that names a reference under which the server log keeps the traceback: users see
+no Python internals.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import socket
@@ -28,13 +35,21 @@ from .actions import compose_validate, credential_check, deployment, logs  # noq
 
 log = logging.getLogger("dockyard.jobs")
 
+Claimed = tuple[dict[str, Any], int]  # a job as stored RUNNING by its claim, and its attempt number
+
 
 class WorkerPool:
-    def __init__(self, services: Services, *, threads: int = 2, lease: float = 30.0, poll: float = 1.0) -> None:
+    def __init__(self, services: Services, *, threads: int = 2, max_threads: int | None = None, lease: float = 30.0,
+                 poll: float = 1.0, batch: int = 32, idle: float = 30.0) -> None:
+        """``threads`` runners are kept; up to ``max_threads`` (default: ``threads``) run while jobs wait.
+        ``batch``: the most jobs one claim takes. ``idle``: seconds after which an extra runner ends."""
         self.services = services
         self.threads = threads
+        self.max_threads = max(threads, max_threads or threads)
         self.lease = lease
         self.poll = poll
+        self.batch = batch
+        self.idle = idle
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._wake = threading.Condition()
@@ -42,13 +57,24 @@ class WorkerPool:
         self._running: dict[str, JobContext] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        # the runners: jobs claimed and not yet taken, runners alive and busy (alive - busy >= len(ready));
+        # a runner ending a job tells the claimer (room), a claim tells as many runners as it took jobs (work)
+        mutex = threading.Lock()
+        self._room = threading.Condition(mutex)
+        self._work = threading.Condition(mutex)
+        self._ready: collections.deque[Claimed] = collections.deque()
+        self._alive = 0
+        self._busy = 0
+        self._named = 0
 
     # -- life cycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
         self.services.wakers.append(self.wake)
-        for i in range(self.threads):
-            self._spawn(self._work, f"dockyard-worker-{i}")
+        with self._room:
+            for _ in range(self.threads):
+                self._add_runner()
+        self._spawn(self._claim_loop, "dockyard-claim")
         self._spawn(self._renew_leases, "dockyard-lease")
         if self.services.store.dialect == "postgresql":
             self._spawn(self._listen, "dockyard-listen")
@@ -56,14 +82,17 @@ class WorkerPool:
     def _spawn(self, target: Any, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop claiming; running jobs finish (their leases would let another worker take them anyway)."""
         self._stop.set()
         self.wake()
+        with self._room:
+            self._room.notify_all()
+            self._work.notify_all()
         deadline = time.monotonic() + timeout
-        for thread in self._threads:
+        for thread in list(self._threads):
             thread.join(max(deadline - time.monotonic(), 0.1))
         if self.wake in self.services.wakers:
             self.services.wakers.remove(self.wake)
@@ -73,41 +102,90 @@ class WorkerPool:
             self._pending_wake = True
             self._wake.notify_all()
 
-    # -- the loop ----------------------------------------------------------------------------------
+    # -- claiming ----------------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _claim_loop(self) -> None:
         while not self._stop.is_set():
-            try:
-                claimed = self._claim()
-            except Exception:  # the database went away for a moment: back off, keep the worker alive
-                log.exception("claiming a job failed")
-                claimed = None
-                self._stop.wait(self.poll)
-            if claimed is None:
-                with self._wake:
-                    if not self._pending_wake:
-                        self._wake.wait(self.poll)
-                    self._pending_wake = False
+            room = self._wait_for_room()
+            if room == 0:
                 continue
-            self._run(*claimed)
+            wanted = min(room, self.batch)
+            try:
+                claimed = self._claim(wanted)
+            except Exception:  # the database went away for a moment: back off, keep the pool alive
+                log.exception("claiming jobs failed")
+                self._stop.wait(self.poll)
+                continue
+            self._hand_out(claimed)
+            if len(claimed) == wanted:
+                continue  # the queue may hold more: claim again at once
+            with self._wake:  # the queue is empty (or the rest are other claimers'): wait for a job
+                if not self._pending_wake:
+                    self._wake.wait(self.poll)
+                self._pending_wake = False
 
-    def _claim(self) -> tuple[dict[str, Any], int] | None:
+    def _wait_for_room(self) -> int:
+        """How many more jobs the runners can start now; waits (a while) for one to finish when none can."""
+        with self._room:
+            room = self.max_threads - self._busy - len(self._ready)
+            if room <= 0 and not self._stop.is_set():
+                self._room.wait(self.poll)
+                room = self.max_threads - self._busy - len(self._ready)
+            return max(room, 0) if not self._stop.is_set() else 0
+
+    def _claim(self, n: int) -> list[Claimed]:
+        """Up to ``n`` jobs in one transaction: each stored RUNNING in the commit that takes it."""
+        claimed: list[Claimed] = []
         with self.services.store.write() as tx:
-            taken = queue.claim(tx, self.id, time.time(), self.lease)
-            if taken is None:
-                return None
-            job_id, attempt = taken
-            job = tx.get(job_id, for_update=True)
-            if job is None or job["state"] in jobs.FINAL_STATES:
-                queue.finish(tx, job_id)
-                return None
-            # the job says RUNNING in the commit that takes it: one commit per claim
-            updated = jobs.update_in(self.services, tx, job, state=jobs.RUNNING, attempts=attempt,
-                                     phases={"claimed": now_ts()})
-        log.info("job %s (%s of %s) claimed by %s, attempt %d", job_id, updated["action"], _target(updated),
-                 self.id, attempt, extra={**_ids(updated), "state": jobs.RUNNING, "worker": self.id,
-                                          "attempt": attempt})
-        return updated, attempt
+            for job_id, attempt in queue.claim_many(tx, self.id, time.time(), self.lease, n):
+                job = tx.get(job_id, for_update=True)
+                if job is None or job["state"] in jobs.FINAL_STATES:
+                    queue.finish(tx, job_id)
+                    continue
+                updated = jobs.update_in(self.services, tx, job, state=jobs.RUNNING, attempts=attempt,
+                                         phases={"claimed": now_ts()})
+                claimed.append((updated, attempt))
+        for job, attempt in claimed:
+            log.info("job %s (%s of %s) claimed by %s, attempt %d", job["id"], job["action"], _target(job),
+                     self.id, attempt, extra={**_ids(job), "state": jobs.RUNNING, "worker": self.id,
+                                              "attempt": attempt})
+        return claimed
+
+    # -- running -----------------------------------------------------------------------------------
+
+    def _hand_out(self, claimed: list[Claimed]) -> None:
+        if not claimed:
+            return
+        with self._room:
+            self._ready.extend(claimed)
+            while self._alive - self._busy < len(self._ready):  # a runner for each waiting job
+                self._add_runner()
+            self._work.notify(len(claimed))
+
+    def _add_runner(self) -> None:
+        """One more runner thread (called holding ``_room``)."""
+        self._alive += 1
+        self._named += 1
+        self._spawn(self._runner, f"dockyard-worker-{self._named - 1}")
+
+    def _runner(self) -> None:
+        while True:
+            with self._room:
+                idle_until = time.monotonic() + self.idle
+                while not self._ready:
+                    left = idle_until - time.monotonic()
+                    if self._stop.is_set() or (left <= 0 and self._alive > self.threads):
+                        self._alive -= 1  # stopping, or idle for long beyond the kept runners: end
+                        return
+                    self._work.wait(left if left > 0 else self.idle)
+                job, attempt = self._ready.popleft()
+                self._busy += 1
+            try:
+                self._run(job, attempt)
+            finally:
+                with self._room:
+                    self._busy -= 1
+                    self._room.notify()  # the claimer may wait for room
 
     def _run(self, job: dict[str, Any], attempt: int) -> None:
         ctx = JobContext(self.services, job, attempt)
@@ -152,18 +230,22 @@ class WorkerPool:
                      stored.get("duration", 0), message[:300], extra={**_ids(job), "state": state, **(failure or {})})
 
     def _renew_leases(self) -> None:
+        """Every third of a lease, the leases of all running jobs in one statement; a job no longer this pool's
+        (taken again after its lease passed) is told so, and stops writing."""
         interval = self.lease / 3
         while not self._stop.wait(interval):
             with self._lock:
-                running = list(self._running.items())
-            for job_id, ctx in running:
-                try:
-                    with self.services.store.write() as tx:
-                        kept = queue.renew(tx, job_id, self.id, time.time() + self.lease)
-                except Exception:
-                    log.exception("renewing the lease of %s failed", job_id)
-                    continue
-                if not kept:
+                running = dict(self._running)
+            if not running:
+                continue
+            try:
+                with self.services.store.write() as tx:
+                    kept = queue.renew_many(tx, list(running), self.id, time.time() + self.lease)
+            except Exception:
+                log.exception("renewing the leases of %d jobs failed", len(running))
+                continue
+            for job_id, ctx in running.items():
+                if job_id not in kept:
                     ctx.lost.set()
 
     def _listen(self) -> None:

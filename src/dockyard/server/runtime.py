@@ -124,8 +124,8 @@ def start_background(runtime: Runtime, *, workers: bool = True) -> None:
 
     settings = runtime.services.settings
     if workers and settings["workers"] > 0:
-        pool = WorkerPool(runtime.services, threads=settings["workers"], lease=settings["job-lease"],
-                          poll=settings["job-poll"])
+        pool = WorkerPool(runtime.services, threads=settings["workers"], max_threads=settings["workers-max"],
+                          lease=settings["job-lease"], poll=settings["job-poll"])
         pool.start()
         runtime.background.append(pool)
         reconciler = Reconciler(runtime.services, interval=settings["sweep-interval"])

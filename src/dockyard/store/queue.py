@@ -8,6 +8,7 @@ again: its worker died.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
@@ -29,35 +30,34 @@ def enqueue(tx: "Tx", job_id: str, priority: int, created: str) -> None:
 
 
 _CLAIMABLE = "state = 'QUEUED' OR (state = 'RUNNING' AND lease_until < :now)"
-_FIRST = "ORDER BY priority, created LIMIT 1"
+_FIRST = "ORDER BY priority, created LIMIT :n"
 
 
 def claim(tx: "Tx", worker: str, now: float, lease: float) -> tuple[str, int] | None:
     """Take the most urgent claimable job: (job id, attempt number), or None."""
-    params = {"now": now, "until": now + lease, "w": worker}
-    if tx.dialect == "postgresql":
-        row = tx.conn.execute(sa.text(
-            "UPDATE job_queue SET state = 'RUNNING', worker = :w, lease_until = :until, attempts = attempts + 1 "
-            f"WHERE job_id = (SELECT job_id FROM job_queue WHERE {_CLAIMABLE} {_FIRST} FOR UPDATE SKIP LOCKED) "
-            "RETURNING job_id, attempts"), params).first()
-    else:
-        found = tx.conn.execute(sa.text(f"SELECT job_id FROM job_queue WHERE {_CLAIMABLE} {_FIRST}"),
-                                params).first()
-        if found is None:
-            return None
-        params["id"] = found[0]
-        row = tx.conn.execute(sa.text(
-            "UPDATE job_queue SET state = 'RUNNING', worker = :w, lease_until = :until, attempts = attempts + 1 "
-            "WHERE job_id = :id RETURNING job_id, attempts"), params).first()
-    return None if row is None else (row[0], row[1])
+    taken = claim_many(tx, worker, now, lease, 1)
+    return taken[0] if taken else None
 
 
-def renew(tx: "Tx", job_id: str, worker: str, until: float) -> bool:
-    """Extend a lease; False when the job is no longer this worker's (taken again, or finished)."""
-    res = tx.conn.execute(sa.text(
-        "UPDATE job_queue SET lease_until = :until WHERE job_id = :id AND worker = :w AND state = 'RUNNING'"),
-        {"id": job_id, "w": worker, "until": until})
-    return res.rowcount == 1
+def claim_many(tx: "Tx", worker: str, now: float, lease: float, n: int) -> list[tuple[str, int]]:
+    """Take up to ``n`` of the most urgent claimable jobs in one statement, most urgent first: (job id, attempt
+    number) each. On PostgreSQL rows another claimer holds are skipped, not waited for."""
+    params = {"now": now, "until": now + lease, "w": worker, "n": n}
+    lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
+    rows = tx.conn.execute(sa.text(
+        "UPDATE job_queue SET state = 'RUNNING', worker = :w, lease_until = :until, attempts = attempts + 1 "
+        f"WHERE job_id IN (SELECT job_id FROM job_queue WHERE {_CLAIMABLE} {_FIRST}{lock}) "
+        "RETURNING job_id, attempts, priority, created"), params).all()
+    return [(row[0], row[1]) for row in sorted(rows, key=lambda r: (r[2], r[3]))]
+
+
+def renew_many(tx: "Tx", job_ids: Collection[str], worker: str, until: float) -> set[str]:
+    """Extend the leases of ``job_ids`` in one statement; returns those still this worker's."""
+    if not job_ids:
+        return set()
+    stmt = sa.text("UPDATE job_queue SET lease_until = :until WHERE job_id IN :ids AND worker = :w "
+                   "AND state = 'RUNNING' RETURNING job_id").bindparams(sa.bindparam("ids", expanding=True))
+    return {row[0] for row in tx.conn.execute(stmt, {"ids": list(job_ids), "w": worker, "until": until})}
 
 
 def finish(tx: "Tx", job_id: str) -> None:
