@@ -28,8 +28,9 @@ Planning an ``and`` (when the caller passes ``estimate``): its comparisons that 
 ``(type, path, s|n, id)`` indexes (equalities, ranges, prefixes) are either *probed* or *intersected*. When
 its smallest equality has few candidates (``PROBE_MAX``), the search starts from it and each other comparison
 is one index probe per candidate. When every equality is broad (``tags='t7'``: 10,000 of 100,000), probing
-costs per candidate, not per match: the sets are then intersected (``r.key IN (A INTERSECT B ...)``, one
-index range scan each, hashed or merged by the database) and only the matches are looked up, except a
+costs per candidate, not per match: the sets are then intersected (``r.key IN (A INTERSECT B ...)`` on
+PostgreSQL, one index range scan each, hashed by the database; on SQLite the largest set is read once and
+each of its keys tested against the others, see ``streamed``) and only the matches are looked up, except a
 sibling far larger than the smallest equality (more than ``INTERSECT_RATIO`` times), which stays a probe per
 match of the others. Sizes come from ``estimate``: a count of the set's index entries bounded by a cap, which
 reads no more entries than the probing it may save (see ``query._estimator``).
@@ -85,9 +86,11 @@ def _depth(n: Node) -> int:
 
 
 class _Compiler:
-    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes", "probe", "estimate")
+    __slots__ = ("params", "now", "fulltext_paths", "alias", "ctes", "probe", "estimate", "dialect", "driver")
 
-    def __init__(self, now: datetime, fulltext_paths: tuple[str, ...], estimate: "Estimate | None" = None) -> None:
+    def __init__(self, now: datetime, fulltext_paths: tuple[str, ...], estimate: "Estimate | None" = None,
+                 dialect: str = "sqlite") -> None:
+        self.dialect = dialect
         self.params: dict[str, object] = {}
         self.estimate = estimate
         self.now = now
@@ -96,6 +99,8 @@ class _Compiler:
         self.ctes: list[str] = []
         # compile ranges and prefixes as a per-candidate index probe (see node())
         self.probe = False
+        # the smallest equality of the and being planned, when it is probed from (see intersected())
+        self.driver: Node | None = None
 
     def bind(self, value: object) -> str:
         name = f"f{len(self.params)}"
@@ -108,9 +113,14 @@ class _Compiler:
             return self.comp(n)  # type: ignore[arg-type]
         if t is And or t is Or:
             if t is And and self.estimate is not None:
+                self.driver = None
                 planned = self.intersected(n.items)  # type: ignore[union-attr]
                 if planned is not None:
                     return planned
+                driver, self.driver = self.driver, None
+                if driver is not None and self.dialect == "postgresql":
+                    rest = [i for i in n.items if i is not driver]  # type: ignore[union-attr]
+                    return self.keyed(f"{_SUB}{self.set_where(driver)}", rest)  # type: ignore[arg-type]
             if t is And and any(_drives(i) for i in n.items):  # type: ignore[union-attr]
                 # an equality beside them narrows the candidates: a range or prefix sibling is then cheaper
                 # as one index probe per candidate than as the set of every id in its range (a temporary
@@ -152,13 +162,15 @@ class _Compiler:
         """An and whose equalities are all broad, as the intersection of its index sets (see the module
         docstring); ``None`` when probing from its smallest equality is the better plan."""
         settable = [i for i in items if _settable(i)]
-        if len(settable) < 2 or not any(_drives(i) for i in settable):
+        drives = [i for i in settable if _drives(i)]
+        if len(settable) < 2 or not drives:
             return None
         saved = dict(self.params)
         wheres = {id(i): self.set_where(i) for i in settable}  # type: ignore[arg-type]
         sizes = {id(i): self.estimate(wheres[id(i)], self.params, COUNT_CAP)  # type: ignore[misc]
-                 for i in settable if _drives(i)}
+                 for i in drives}
         smallest = min(sizes.values())
+        self.driver = min(drives, key=lambda i: sizes[id(i)])  # when the caller probes from it
         if smallest <= PROBE_MAX:
             self.params = saved  # probe: compiled afresh by the caller, with the parameter names it expects
             return None
@@ -171,11 +183,45 @@ class _Compiler:
             self.params = saved
             return None
         chosen = {id(i) for i in members}
-        sets = " INTERSECT ".join(f"{_SUB}{wheres[id(i)]}" for i in members)
+        if self.dialect == "sqlite":
+            sets = self.streamed(members, wheres, sizes)
+        else:
+            sets = " INTERSECT ".join(f"{_SUB}{wheres[id(i)]}" for i in members)
+        self.driver = None
+        rest = [i for i in items if id(i) not in chosen]
+        if rest and self.dialect == "postgresql":
+            return self.keyed(sets, rest)
         parts = [f"{self.alias}.key IN ({sets})"]
         # the rest is checked per match of the intersection: ranges and prefixes as index probes
-        parts += [self._probed(i) for i in items if id(i) not in chosen]
+        parts += [self._probed(i) for i in rest]
         return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def keyed(self, keys: str, rest: list[Node]) -> str:
+        """PostgreSQL: the and's matches found among the keys of ``keys`` (a query of ``attrs a``), each
+        tested against ``rest`` (ranges and prefixes as index probes), before any document is read.
+
+        Written as ``r.key IN (<keys>) AND <rest>``, PostgreSQL reads each candidate's document first and
+        tests the rest after (``gnss:mission='M7' and timestamp>X``: 5,000 documents read for 2,903
+        matches, each with its ACL check in the row); here only the matches' are."""
+        outer, self.alias = self.alias, "c"
+        try:
+            parts = [self._probed(i) for i in rest]
+        finally:
+            self.alias = outer
+        return f"{outer}.key IN (SELECT c.key FROM ({keys}) c WHERE {' AND '.join(parts)})"
+
+    @staticmethod
+    def streamed(members: list[Node], wheres: dict[int, str], sizes: dict[int, int]) -> str:
+        """SQLite's intersection: one set read from its index, each key tested against the others'.
+
+        SQLite's ``INTERSECT`` copies the first set into a temporary b-tree, then each key of the second
+        found there into another. Testing ``a.key IN (<set>)`` keeps only the other sets (an equality's set
+        comes out of its index in key order: appended, not inserted) and reads the largest one, a range or
+        a prefix when there is one (its keys come in value order), once (tags='t7' and name^='doc-1' over
+        100,000: 8-12 -> 5-9 ms of CPU)."""
+        streamed = max(members, key=lambda i: (not _drives(i), sizes[id(i)]))
+        tests = "".join(f" AND a.key IN ({_SUB}{wheres[id(i)]})" for i in members if i is not streamed)
+        return f"{_SUB}{wheres[id(streamed)]}{tests}"
 
     def cte(self, n: Node) -> str:
         t = type(n)
@@ -362,7 +408,7 @@ def compile_filter(
         now = datetime.now(timezone.utc)
     elif now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
-    compiler = _Compiler(now, tuple(fulltext_paths), estimate)
+    compiler = _Compiler(now, tuple(fulltext_paths), estimate, dialect)
     if dialect == "sqlite" and _depth(node) > SQLITE_MAX_NESTING:
         sql = compiler.flat(node)
     else:
