@@ -29,11 +29,16 @@ _lock = threading.Lock()
 def engine_of(services: Any, credential_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The engine credential ``credential_id`` and the infrastructure-service it opens."""
     with services.store.read() as tx:
-        cred = tx.get(credential_id) if credential_id else None
-        if cred is None or cred.get("subtype") != ENGINE_CREDENTIAL:
-            raise DriverError(f"the engine credential {credential_id or '(none)'} is no longer registered",
-                              reason="engine-unavailable")
-        infra = tx.get(cred.get("parent", ""))
+        return engine_in(tx, credential_id)
+
+
+def engine_in(tx: Any, credential_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``engine_of`` in the caller's read (a store transaction), beside what else it reads."""
+    cred = tx.get(credential_id) if credential_id else None
+    if cred is None or cred.get("subtype") != ENGINE_CREDENTIAL:
+        raise DriverError(f"the engine credential {credential_id or '(none)'} is no longer registered",
+                          reason="engine-unavailable")
+    infra = tx.get(cred.get("parent", ""))
     if infra is None:
         raise DriverError(f"the engine {cred.get('parent')} is no longer registered", reason="engine-unavailable")
     return infra, cred
@@ -41,7 +46,11 @@ def engine_of(services: Any, credential_id: str) -> tuple[dict[str, Any], dict[s
 
 def driver_for(services: Any, credential_id: str) -> Driver:
     """The driver that speaks to the credential's engine with that credential's TLS material."""
-    infra, cred = engine_of(services, credential_id)
+    return driver_of(services, *engine_of(services, credential_id))
+
+
+def driver_of(services: Any, infra: dict[str, Any], cred: dict[str, Any]) -> Driver:
+    """``driver_for`` with the engine and credential already read (``engine_in``)."""
     if _simulated(services, infra):
         return _open(services, infra, cred, "simulated")
     # a swarm manager (as its last check found it) runs components as services; any other engine, containers

@@ -19,7 +19,7 @@ from ...deploy.observe import service_parameters, task_summary
 from ...deploy import services as app_services
 from ...deploy.plan import plan, plan_application
 from ...drivers.base import DriverError, StartResult
-from ...drivers.engines import driver_for
+from ...drivers.engines import driver_for, driver_of, engine_in
 from ...deploy import lifecycle
 from ...resources import resource_log
 from ...resources.base import Ctx
@@ -30,12 +30,39 @@ from . import ActionFailed, JobContext, action
 log = logging.getLogger("dockyard.jobs")
 
 
-def _load(ctx: JobContext) -> dict[str, Any]:
-    with ctx.services.store.read() as tx:
-        dep = tx.get(ctx.target)
-    if dep is None:
-        raise ActionFailed(f"{ctx.target} no longer exists")
-    return dep
+class Target:
+    """The job's deployment and its engine, read together (one read transaction): the engine and its
+    credential, or why they cannot be used, raised only when the job needs its driver."""
+
+    def __init__(self, ctx: JobContext) -> None:
+        self.ctx = ctx
+        self.engine: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self.unusable: DriverError | None = None
+        with ctx.services.store.read() as tx:
+            dep = tx.get(ctx.target)
+            if dep is not None:
+                try:
+                    self.engine = engine_in(tx, dep.get("parent", ""))
+                except DriverError as exc:
+                    self.unusable = exc
+        if dep is None:
+            raise ActionFailed(f"{ctx.target} no longer exists")
+        self.dep = dep
+
+    def driver(self) -> Any:
+        if self.engine is None:
+            assert self.unusable is not None
+            raise self.unusable
+        return driver_of(self.ctx.services, *self.engine)
+
+    def endpoint(self) -> str:
+        """The endpoint of the deployment's infrastructure-service (its engine's, read already, as a rule)."""
+        wanted = self.dep.get("infrastructure-service")
+        if self.engine is not None and self.engine[0]["id"] == wanted:
+            return str(self.engine[0].get("endpoint", ""))
+        with self.ctx.services.store.read() as tx:
+            infra = tx.get(wanted) if wanted else None
+        return infra["endpoint"] if infra else ""
 
 
 DONE = {"start": "started", "update": "updated"}  # what a job's message says it did
@@ -44,12 +71,13 @@ DONE = {"start": "started", "update": "updated"}  # what a job's message says it
 def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
     """Start (or update: replace) the deployment's container. Any failure fails the job, which moves the
     deployment to ERROR (``lifecycle.job_ended``); a failed start first removes what it made."""
-    dep = _load(ctx)
+    target = Target(ctx)
+    dep = target.dep
     if dep["state"] not in from_states:
         data_mounts.discard_if_idle(ctx.services, dep["id"])  # what an attempt killed before the stop staged
         return f"nothing to {verb}: {dep['id']} is {dep['state']}"
     try:
-        return _deploy(ctx, dep, verb, from_states)
+        return _deploy(ctx, target, verb, from_states)
     except Exception as exc:
         if verb == "start":
             _undo_start(ctx, dep)
@@ -70,9 +98,10 @@ def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
         log.warning("cleaning up the failed start of %s failed: %s", dep["id"], exc)
 
 
-def _deploy(ctx: JobContext, dep: dict[str, Any], verb: str, from_states: frozenset[str]) -> str:
-    driver = driver_for(ctx.services, dep["parent"])
-    endpoint = _endpoint(ctx, dep)
+def _deploy(ctx: JobContext, target: Target, verb: str, from_states: frozenset[str]) -> str:
+    dep = target.dep
+    driver = target.driver()
+    endpoint = target.endpoint()
     if verb != "start":  # a start's parameters were made when it was accepted (deploy.lifecycle.start)
         with ctx.services.store.write() as tx:  # before the container starts, so that it can set its outputs
             contract.create_parameters_in(Ctx(ctx.services, INTERNAL), tx, dep,
@@ -136,12 +165,6 @@ def _message(verb: str, result: StartResult, application: bool, seconds: float) 
     return f"{DONE[verb]} {what} in {seconds:.2f} s ({ports})" + "".join(f"; {note}" for note in result.notes)
 
 
-def _endpoint(ctx: JobContext, dep: dict[str, Any]) -> str:
-    with ctx.services.store.read() as tx:
-        infra = tx.get(dep["infrastructure-service"])
-    return infra["endpoint"] if infra else ""
-
-
 @action("start_deployment")
 def start_deployment(ctx: JobContext) -> str:
     return _run(ctx, "start", frozenset({lifecycle.STARTING}))
@@ -154,12 +177,13 @@ def update_deployment(ctx: JobContext) -> str:
 
 @action("stop_deployment")
 def stop_deployment(ctx: JobContext) -> str:
-    dep = _load(ctx)
+    target = Target(ctx)
+    dep = target.dep
     if dep["state"] != lifecycle.STOPPING:
         return f"nothing to stop: {dep['id']} is {dep['state']}"
     payload = ctx.payload
     try:
-        driver = driver_for(ctx.services, dep["parent"])
+        driver = target.driver()
         ctx.progress(10)
         driver.stop(dep["id"], timeout=ctx.services.settings["stop-timeout"])
         _archive_log(ctx, driver, dep)
