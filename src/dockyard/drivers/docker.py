@@ -165,12 +165,13 @@ class DockerDriver(Driver):
                           nodes=int(swarm.get("Nodes") or 0) if manager else 0)
 
     def start(self, spec: TaskSpec) -> StartResult:
+        """Create and start the task's container. The create is tried first, as ``docker run`` does: the image
+        is pulled only when the engine lacks it (404), and the deployment's old container (its name is the
+        deployment's: a retried start, an update, a start after ERROR) is removed only when the name is taken
+        (409), so that a first start costs the engine no look-up beyond create, start and inspect."""
         _validate(spec)
-        self._ensure_image(spec)
-        pulled = now_ts()
-        self._remove_all(spec.deployment_id, volumes=True)
         try:
-            container_id = self._create(spec)
+            container_id, pulled = self._create_fresh(spec)
             created = now_ts()
             self._start(spec, container_id)
             started = now_ts()
@@ -307,6 +308,21 @@ class DockerDriver(Driver):
         if failures:
             raise _pull_error(spec.image, failures[0], auth is not None)
 
+    def _create_fresh(self, spec: TaskSpec) -> tuple[str, str]:
+        """The new container's id and when its image was known to be there (the ``pulled`` phase)."""
+        pulled = now_ts()
+        for _ in range(3):  # an image pulled, an old container removed, then the create that counts
+            try:
+                return self._create(spec), pulled
+            except _CreateRefused as refused:
+                if refused.reason == NOT_FOUND:
+                    self._ensure_image(spec)
+                    pulled = now_ts()
+                else:
+                    self._remove_all(spec.deployment_id, volumes=True)
+                last = refused.error
+        raise last
+
     def _create(self, spec: TaskSpec) -> str:
         try:
             host_config = self._call("create_host_config", **self._host_config(spec))
@@ -316,6 +332,8 @@ class DockerDriver(Driver):
                                  labels=self._labels(spec), ports=[(p.target, p.protocol) for p in spec.ports],
                                  host_config=host_config)
         except DriverError as err:
+            if err.reason in (NOT_FOUND, CONFLICT):  # no such image, or the name is taken
+                raise _CreateRefused(err.reason, _start_error(spec, err, "create")) from err
             raise _start_error(spec, err, "create") from err
         return str(created["Id"])
 
@@ -614,6 +632,16 @@ def _short(exc: BaseException) -> str:
 
 
 # -- helpers: start -----------------------------------------------------------------------------------------
+
+class _CreateRefused(Exception):
+    """A create the engine refused for a reason the start can remedy: NOT_FOUND (pull the image), CONFLICT (the
+    name is taken: remove the deployment's old container). ``error`` is what to report if it persists."""
+
+    def __init__(self, reason: str, error: DriverError) -> None:
+        super().__init__(error.message)
+        self.reason = reason
+        self.error = error
+
 
 def _validate(spec: TaskSpec) -> None:
     if not _NAME.match(spec.name):
