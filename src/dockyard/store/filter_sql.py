@@ -28,9 +28,9 @@ Planning an ``and`` (when the caller passes ``estimate``): its comparisons that 
 ``(type, path, s|n, id)`` indexes (equalities, ranges, prefixes) are either *probed* or *intersected*. When
 its smallest equality has few candidates (``PROBE_MAX``), the search starts from it and each other comparison
 is one index probe per candidate. When every equality is broad (``tags='t7'``: 10,000 of 100,000), probing
-costs per candidate, not per match: the sets are then intersected (``r.key IN (A INTERSECT B ...)`` on
-PostgreSQL, one index range scan each, hashed by the database; on SQLite the largest set is read once and
-each of its keys tested against the others, see ``streamed``) and only the matches are looked up, except a
+costs per candidate, not per match: the sets are then intersected (one index range scan each: joined on
+their keys on PostgreSQL, see ``joined``; on SQLite the largest set is read once and each of its keys tested
+against the others, see ``streamed``) and only the matches are looked up, except a
 sibling far larger than the smallest equality (more than ``INTERSECT_RATIO`` times), which stays a probe per
 match of the others. Sizes come from ``estimate``: a count of the set's index entries bounded by a cap, which
 reads no more entries than the probing it may save (see ``query._estimator``).
@@ -186,7 +186,7 @@ class _Compiler:
         if self.dialect == "sqlite":
             sets = self.streamed(members, wheres, sizes)
         else:
-            sets = " INTERSECT ".join(f"{_SUB}{wheres[id(i)]}" for i in members)
+            sets = self.joined([wheres[id(i)] for i in members])
         self.driver = None
         rest = [i for i in items if id(i) not in chosen]
         if rest and self.dialect == "postgresql":
@@ -209,6 +209,17 @@ class _Compiler:
         finally:
             self.alias = outer
         return f"{outer}.key IN (SELECT c.key FROM ({keys}) c WHERE {' AND '.join(parts)})"
+
+    @staticmethod
+    def joined(wheres: list[str]) -> str:
+        """PostgreSQL's intersection: the sets joined on their keys, ``SELECT s0.key FROM (A) s0 JOIN (B) s1
+        ON s1.key = s0.key ...`` (a key twice in a set, an array holding a value twice, only repeats a key in
+        the ``IN`` list, which means the same). An equality's set comes out of its index in key order, so
+        PostgreSQL merges it with the others once they are sorted; ``INTERSECT`` appended every set to hash
+        them all (tags='t7' and name^='doc-1' over 100,000: 22-25 -> 15-16 ms of server CPU per search)."""
+        first, *others = wheres
+        joins = "".join(f" JOIN ({_SUB}{w}) s{n} ON s{n}.key = s0.key" for n, w in enumerate(others, 1))
+        return f"SELECT s0.key FROM ({_SUB}{first}) s0{joins}"
 
     @staticmethod
     def streamed(members: list[Node], wheres: dict[int, str], sizes: dict[int, int]) -> str:
