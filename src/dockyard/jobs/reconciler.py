@@ -171,7 +171,8 @@ class Reconciler:
         while not stop.is_set():
             try:
                 try:
-                    events = driver_for(self.services, cred_id).events(stop)
+                    driver = driver_for(self.services, cred_id)
+                    events = driver.events(stop)
                 except DriverError as exc:
                     (log.debug if exc.message == refused else log.info)(
                         "event stream through %s cannot open: %s", cred_id, exc.message)
@@ -190,7 +191,8 @@ class Reconciler:
                             break
                         # a node that changed (down, up) moves its tasks a moment after the event
                         self.reconcile(event.deployment_id,
-                                       settle=NODE_SETTLE if event.action.startswith("node-") else 0.0)
+                                       settle=NODE_SETTLE if event.action.startswith("node-") else 0.0,
+                                       through=(cred_id, driver))
             except DriverError as exc:
                 log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
@@ -216,17 +218,20 @@ class Reconciler:
 
     # -- one deployment ----------------------------------------------------------------------------
 
-    def reconcile(self, deployment_id: str, *, settle: float = 0.0) -> None:
+    def reconcile(self, deployment_id: str, *, settle: float = 0.0, through: tuple[str, Any] | None = None) -> None:
         """Bring the deployment's state and parameters to what its engine says; ``settle``: look again every
-        ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`)."""
-        with self.services.store.read() as tx:
+        ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`). ``through``: (credential, its driver)
+        of the event stream that asked, used for a deployment of that credential instead of opening it again."""
+        with self.services.store.read(snapshot=False) as tx:  # one statement (a start's own events end here)
             dep = tx.get(deployment_id)
         if dep is None or dep["state"] not in WATCHED:
             with self._settling_lock:
                 self._settling.pop(deployment_id, None)
             return
         try:
-            tasks = driver_for(self.services, dep["parent"]).inspect(deployment_id)
+            driver = through[1] if through is not None and through[0] == dep["parent"] else \
+                driver_for(self.services, dep["parent"])
+            tasks = driver.inspect(deployment_id)
         except DriverError as exc:
             log.info("cannot inspect %s: %s", deployment_id, exc.message)
             return
