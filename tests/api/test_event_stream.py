@@ -22,7 +22,7 @@ from dockyard.core import settings as config
 from dockyard.core.authn import USER, for_identity
 from dockyard.resources import crud
 from dockyard.resources.base import Ctx
-from dockyard.resources.changes import OVERFLOW, ChangeFeed, feed_of, matches
+from dockyard.resources.changes import ChangeFeed, feed_of, matches
 from dockyard.server.app import create_app
 from dockyard.server.runtime import http_server, start
 from dockyard.store import filter as cimi_filter
@@ -499,30 +499,26 @@ def test_every_change_reaches_every_process_once_in_commit_order(db_url, tmp_pat
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_lost_listening_connection_ends_the_subscriptions_that_may_have_missed_changes(db_url, tmp_path):
-    process = start(config.Settings({"data-dir": str(tmp_path), "database-url": db_url,
-                                     "admin-password": config.Secret(ADMIN_PASSWORD)}))
-    try:
-        owner = for_identity("user/listener-test", [USER])
-        ctx, rtype = Ctx(process.services, owner), process.services.types[DOC_TYPE]
-        feed = feed_of(process.services)
-        sub = feed.subscribe(owner, [DOC_TYPE])
-        first = crud.add(ctx, rtype, {"name": "before"}).body["resource-id"]
-        assert sub.get(timeout=WAIT).data["id"] == first
+def test_a_lost_listening_connection_ends_the_streams_that_may_have_missed_changes(db_url, in_process):
+    server = in_process(**{"database-url": db_url})
+    alice = make_user(server, admin(server))
+    with stream_of(alice, types=DOC_TYPE) as es:
+        first = alice.new_doc(name="before")
+        es.wait_for(is_change("add", first), "the add before")
         # the database ends the listening session, as a restart or a cut connection would
-        with process.services.store.engine.connect() as conn:
+        with server.services.store.engine.connect() as conn:
             ended = conn.execute(sa.text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND query = 'LISTEN dockyard_changes'")).scalars().all()
         assert ended == [True]
-        crud.add(ctx, rtype, {"name": "while nobody listened"})
-        wait(lambda: sub.ended == OVERFLOW, "the subscription's end once the feed listens again")
-        assert sub.drain() == []
-        again = feed.subscribe(owner, [DOC_TYPE])
-        later = crud.add(ctx, rtype, {"name": "after"}).body["resource-id"]
-        assert again.get(timeout=WAIT).data["id"] == later
-    finally:
-        process.stop()
+        unheard = alice.new_doc(name="while nobody listened")
+        lost = es.wait_for(lambda e: e.event == "overflow", "the overflow event once the feed listens again")
+        assert "lost its connection" in lost.json["message"] and "read again" in lost.json["message"]
+        es.wait_ended()
+        assert es.of(unheard) == []
+    with stream_of(alice, types=DOC_TYPE) as again:  # a new stream hears the next change
+        later = alice.new_doc(name="after")
+        again.wait_for(is_change("add", later), "the add after")
 
 
 # -- the stream's filter agrees with the search's ----------------------------------------------------------

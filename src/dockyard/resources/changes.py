@@ -31,7 +31,8 @@ change from there, its own included, so that the event stream through any proces
 every document once, in commit order, with the version that change made (a delete goes to the
 subscriptions that were sent the document before or may see it as it was). A change is dispatched a few
 milliseconds after its commit. If the listening connection is lost, the changes committed until it listens
-again cannot be heard: every subscription open then ends with ``overflow`` (read again and reconnect). On
+again cannot be heard: every subscription open then ends (``UNHEARD``; its stream ends with ``overflow``:
+read again and reconnect). On
 SQLite (one process) the store's observers deliver everything, in commit order too.
 """
 
@@ -67,6 +68,7 @@ log = logging.getLogger("dockyard.changes")
 DEFAULT_TYPES = ("deployment", "deployment-parameter", "job")
 MAX_TYPES = 32
 OVERFLOW = "overflow"
+UNHEARD = "unheard"  # why a subscription ended: the feed lost its database connection, changes went unheard
 # why a subscription ended
 CLOSED, SHUTDOWN, REVOKED = "closed", "shutdown", "revoked"
 # ids a subscription remembers having been sent, for deletes made by other processes
@@ -88,7 +90,7 @@ class Subscription:
         self.ctx = ctx
         self.filters = filters  # type → the filter its documents must match (None: every document)
         self.queue: queue.Queue[Event] = queue.Queue(size)
-        self.ended: str | None = None  # why it ended: overflow | closed | shutdown | revoked
+        self.ended: str | None = None  # why it ended: overflow | unheard | closed | shutdown | revoked
         self._wakers: list[Callable[[], None]] = []
         self._seen: dict[str, None] = {}
 
@@ -358,7 +360,7 @@ class ChangeFeed:
         log.warning("the change feed listens again; %d subscriptions end as they may have missed changes",
                     len(subs))
         for sub in subs:
-            self.unsubscribe(sub, OVERFLOW)
+            self.unsubscribe(sub, UNHEARD)
 
 
 def feed_of(services: Services) -> ChangeFeed:
@@ -455,7 +457,7 @@ def matches(doc: dict[str, Any], node: Node, unindexed: Iterable[str] = ()) -> b
     return _Index(doc, unindexed).matches(node)
 
 
-__all__ = ["DEFAULT_TYPES", "OVERFLOW", "ChangeFeed", "Event", "Subscription", "feed_of", "matches"]
+__all__ = ["DEFAULT_TYPES", "OVERFLOW", "UNHEARD", "ChangeFeed", "Event", "Subscription", "feed_of", "matches"]
 
 
 def drain(q: "queue.Queue[Any]") -> list[Any]:

@@ -13,7 +13,9 @@ is one event::
 ``operations`` (a delete: only ``id`` and ``resource-type``); ``id`` increases along the stream, with gaps.
 A comment ``: keep-alive`` is sent after ``stream-heartbeat`` seconds without events. A subscriber more than
 ``stream-queue`` events behind is dropped: the stream ends with ``event: overflow`` (its ``data`` says why),
-after which the client must read again what it shows and reconnect. Logging out ends the stream. Errors
+after which the client must read again what it shows and reconnect. A stream also ends with ``overflow`` when
+its server lost its connection to PostgreSQL's change notifications, as changes may be missing (its ``data``
+says so). Logging out ends the stream. Errors
 (unknown type, bad filter, a type the caller may not search) are Nuvla's JSON error, before streaming.
 The fan-out is :mod:`dockyard.resources.changes`; this module is HTTP only.
 
@@ -60,7 +62,7 @@ from ..core.errors import BadRequest, DockyardError, MethodNotAllowed
 from ..deploy.watch import follow, open_stats
 from ..drivers.base import DriverError, StopSignal, TaskStats
 from ..resources.base import Ctx, Services
-from ..resources.changes import DEFAULT_TYPES, OVERFLOW, Event, Subscription, drain, feed_of
+from ..resources.changes import DEFAULT_TYPES, OVERFLOW, UNHEARD, Event, Subscription, drain, feed_of
 from ..resources.session import COOKIE, authenticate
 from . import http, refusals
 
@@ -134,6 +136,11 @@ class Streams:
                 events = sub.drain()
                 if sub.ended == OVERFLOW:
                     yield sse(OVERFLOW, {"message": f"more than {feed.queue_size} events behind: read again and "
+                                                    "reconnect"})
+                    return
+                if sub.ended == UNHEARD:
+                    yield sse(OVERFLOW, {"message": "the server lost its connection to the database's change "
+                                                    "notifications, so changes may be missing: read again and "
                                                     "reconnect"})
                     return
                 if events:
