@@ -27,6 +27,7 @@ power cut, and its state survives any process's death.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -122,14 +123,19 @@ class SimulatedDriver(Driver):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction on the state file. Writers take turns on a lock before SQLite's: this process's
+        threads on a thread lock, the processes on an exclusive ``flock`` of ``<state file>.lock`` (released by
+        the kernel if its holder dies). Left to SQLite's busy handler, dozens of threads starting containers at
+        once back off in sleeps of up to 100 ms each, and a burst of starts spent most of its time there."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        with _writer_turn(self.path):
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def _event(self, db: sqlite3.Connection, deployment: str, task: str, action: str,
                exit_code: int | None = None) -> None:
@@ -334,6 +340,25 @@ class SimulatedDriver(Driver):
         for deployment, task_id in self._db().execute(f"SELECT deployment, id FROM tasks WHERE {scope}", params):
             found.setdefault(deployment, []).append(task_id)
         return found
+
+
+_writers: dict[str, tuple[threading.Lock, int]] = {}  # state file -> this process's writer lock, lock file
+_writers_guard = threading.Lock()
+
+
+@contextmanager
+def _writer_turn(path: str) -> Iterator[None]:
+    """The state file ``path``'s writer turn: this process's lock, then the lock file's across processes."""
+    with _writers_guard:
+        if path not in _writers:
+            _writers[path] = (threading.Lock(), os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        lock, fd = _writers[path]
+    with lock:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _number(env: dict[str, str], name: str, default: float) -> float:

@@ -6,7 +6,7 @@ for, and hands them to runner threads. The runners scale with the queue: a job m
 (Docker answering a create, a start), which needs no core of its own, so while jobs wait the pool grows from
 ``threads`` runners up to ``max_threads``, and a runner idle for ``idle`` seconds beyond the first ``threads``
 ends. A claim takes only jobs that a runner can start at once, so no lease runs while a job waits in the pool.
-The claimer claims again at once while the queue gives it all it asked for; otherwise it waits for a
+The claimer claims again at once while the queue gives it jobs; once it gives none, it waits for a
 wake-up: in-process through :meth:`WorkerPool.wake`, across processes through PostgreSQL's ``LISTEN/NOTIFY``;
 a slow poll covers SQLite shared by several processes. A job whose worker died is claimed again when its lease
 runs out; actions are written so that running again finishes or undoes what the first attempt left. An
@@ -72,8 +72,9 @@ class WorkerPool:
     def start(self) -> None:
         self.services.wakers.append(self.wake)
         with self._room:
-            for _ in range(self.threads):
-                self._add_runner()
+            names = [self._add_runner() for _ in range(self.threads)]
+        for name in names:
+            self._spawn(self._runner, name)
         self._spawn(self._claim_loop, "dockyard-claim")
         self._spawn(self._renew_leases, "dockyard-lease")
         if self.services.store.dialect == "postgresql":
@@ -117,9 +118,9 @@ class WorkerPool:
                 self._stop.wait(self.poll)
                 continue
             self._hand_out(claimed)
-            if len(claimed) == wanted:
-                continue  # the queue may hold more: claim again at once
-            with self._wake:  # the queue is empty (or the rest are other claimers'): wait for a job
+            if claimed:
+                continue  # the queue may hold more (another claimer may have held some a moment): claim again
+            with self._wake:  # the queue is empty: wait for a job
                 if not self._pending_wake:
                     self._wake.wait(self.poll)
                 self._pending_wake = False
@@ -137,8 +138,10 @@ class WorkerPool:
         """Up to ``n`` jobs in one transaction: each stored RUNNING in the commit that takes it."""
         claimed: list[Claimed] = []
         with self.services.store.write() as tx:
-            for job_id, attempt in queue.claim_many(tx, self.id, time.time(), self.lease, n):
-                job = tx.get(job_id, for_update=True)
+            taken = queue.claim_many(tx, self.id, time.time(), self.lease, n)
+            found = queue.lock_jobs(tx, [job_id for job_id, _ in taken])  # one read for the batch, then writes
+            for job_id, attempt in taken:
+                job = found.get(job_id)
                 if job is None or job["state"] in jobs.FINAL_STATES:
                     queue.finish(tx, job_id)
                     continue
@@ -156,17 +159,20 @@ class WorkerPool:
     def _hand_out(self, claimed: list[Claimed]) -> None:
         if not claimed:
             return
+        names = []
         with self._room:
             self._ready.extend(claimed)
             while self._alive - self._busy < len(self._ready):  # a runner for each waiting job
-                self._add_runner()
+                names.append(self._add_runner())
             self._work.notify(len(claimed))
+        for name in names:  # started outside the lock, which runners need: a start waits for the new thread
+            self._spawn(self._runner, name)
 
-    def _add_runner(self) -> None:
-        """One more runner thread (called holding ``_room``)."""
+    def _add_runner(self) -> str:
+        """Count one more runner (called holding ``_room``); its thread's name, for the caller to start it."""
         self._alive += 1
         self._named += 1
-        self._spawn(self._runner, f"dockyard-worker-{self._named - 1}")
+        return f"dockyard-worker-{self._named - 1}"
 
     def _runner(self) -> None:
         while True:

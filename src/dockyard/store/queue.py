@@ -9,7 +9,7 @@ again: its worker died.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -49,6 +49,17 @@ def claim_many(tx: "Tx", worker: str, now: float, lease: float, n: int) -> list[
         f"WHERE job_id IN (SELECT job_id FROM job_queue WHERE {_CLAIMABLE} {_FIRST}{lock}) "
         "RETURNING job_id, attempts, priority, created"), params).all()
     return [(row[0], row[1]) for row in sorted(rows, key=lambda r: (r[2], r[3]))]
+
+
+def lock_jobs(tx: "Tx", job_ids: Collection[str]) -> dict[str, dict[str, Any]]:
+    """The job documents of ``job_ids``, read in one statement and (PostgreSQL) locked for this transaction, as
+    a claim reads the jobs it took; a missing one is absent."""
+    if not job_ids:
+        return {}
+    lock = " FOR UPDATE" if tx.dialect == "postgresql" else ""
+    stmt = sa.text(f"SELECT id, doc FROM resources WHERE id IN :ids{lock}").bindparams(
+        sa.bindparam("ids", expanding=True))
+    return {row[0]: tx.load(row[1]) for row in tx.conn.execute(stmt, {"ids": list(job_ids)})}
 
 
 def renew_many(tx: "Tx", job_ids: Collection[str], worker: str, until: float) -> set[str]:
