@@ -66,8 +66,9 @@ class Session(ResourceType):
         super().__init__()
 
     def before_write(self, ctx: Ctx, body: dict[str, Any]) -> None:
-        """A password is checked before the login's write transaction, not while holding it."""
-        with ctx.store.read() as tx:
+        """A password is checked before the login's write transaction, not while holding it. Its reads need no
+        snapshot: ``prepare`` reads everything again inside the write."""
+        with ctx.store.read(snapshot=False) as tx:
             tpl, params = templates.resolve(ctx, tx, body, "session-template")
             if tpl["method"] != "password":
                 return
@@ -190,16 +191,22 @@ def group_claims(tx: Tx, user_id: str) -> list[str]:
     return sorted(found)
 
 
+def session_id(cookie: str | None) -> str | None:
+    """The id of the session a cookie names, if it is well formed (nothing is checked)."""
+    if not cookie or "." not in cookie:
+        return None
+    uuid_part = cookie.partition(".")[0]
+    return "session/" + uuid_part if ids.UUID_PART_RE.match(uuid_part) else None
+
+
 def authenticate(services: "Services", cookie: str | None) -> AuthInfo:
     """The caller behind a session cookie; anonymous when it is missing, stale or revoked."""
-    if not cookie or "." not in cookie:
-        return principals.ANONYMOUS
-    uuid_part, _, token = cookie.partition(".")
-    if not ids.UUID_PART_RE.match(uuid_part):
+    sid = session_id(cookie)
+    if sid is None:
         return principals.ANONYMOUS
     with services.store.read(snapshot=False) as tx:
-        doc = tx.get("session/" + uuid_part)
-    return from_session(services, doc, token)
+        doc = tx.get(sid)
+    return from_session(services, doc, cookie.partition(".")[2])  # type: ignore[union-attr]
 
 
 def from_session(services: "Services", doc: dict[str, Any] | None, token: str) -> AuthInfo:
@@ -263,4 +270,4 @@ def get_groups(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[st
     return Reply(200, {"status": 200, "groups": groups})
 
 
-__all__ = ["COOKIE", "Session", "authenticate", "end_sessions", "template_docs"]
+__all__ = ["COOKIE", "Session", "authenticate", "end_sessions", "session_id", "template_docs"]

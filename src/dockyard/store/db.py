@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -72,6 +73,8 @@ class Store:
         self._quick_path = database if database and database != ":memory:" and not database.startswith("file:") \
             else None
         self._quick_local = threading.local()
+        # PostgreSQL: the one-statement read transaction of this thread's request, while ``prefetched`` runs
+        self._ambient = threading.local()
         self._quick_all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._busy_ms = int(busy_timeout * 1000)
 
@@ -116,7 +119,13 @@ class Store:
         if snapshot:
             with self.engine.connect() as conn:
                 with conn.begin():
-                    yield Tx(conn, self.dialect)
+                    tx = Tx(conn, self.dialect)
+                    yield tx
+                    tx.flush()
+            return
+        ambient = getattr(self._ambient, "tx", None)
+        if ambient is not None:
+            yield ambient
             return
         with self.engine.connect() as conn:
             if self.dialect == "sqlite":
@@ -124,10 +133,29 @@ class Store:
             else:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
-                yield Tx(conn, self.dialect)
+                tx = Tx(conn, self.dialect)
+                yield tx
+                tx.flush()
             finally:
                 conn.info["begin"] = "BEGIN"
                 conn.rollback()
+
+    @contextmanager
+    def prefetched(self, ids: Collection[str]) -> Iterator[None]:
+        """PostgreSQL: read these documents in one statement, then let this thread's one-statement reads
+        (``read(snapshot=False)``) run on that connection until the block ends, their first keyed get of each
+        answered from what it read. A GET reads its session and its document so: one round trip and one
+        connection instead of two. Elsewhere a no-op (SQLite's keyed reads cost no round trip)."""
+        if self.dialect != "postgresql" or getattr(self._ambient, "tx", None) is not None:
+            yield
+            return
+        with self.read(snapshot=False) as tx:
+            tx.prefetch(ids)
+            self._ambient.tx = tx
+            try:
+                yield
+            finally:
+                self._ambient.tx = None
 
     def _quick_conn(self) -> sqlite3.Connection:
         """This thread's own connection to the SQLite file, in autocommit mode (each statement sees the
@@ -153,8 +181,13 @@ class Store:
                 with conn.begin():
                     tx = Tx(conn, self.dialect)
                     yield tx
-                    _announce(tx, self.origin)
-                    slot = self._reserve(tx)
+                    if self.observers and tx.changes:
+                        # a place in line once the writes hold their row locks, before COMMIT (see _reserve)
+                        _announce(tx, self.origin)
+                        tx.flush()
+                        slot = self._reserve(tx)
+                    else:  # the writes not sent yet, the announcement and COMMIT: one round trip
+                        tx.flush(lambda: _announce(tx, self.origin), commit=True)
         except BaseException as exc:
             self._release(slot, None)
             _raise_storage(exc)
@@ -322,8 +355,19 @@ class _Group:
 
 
 # PostgreSQL: a document's index rows in one statement, as four arrays (``_columns``) after its key's CTE ``r``
-_PG_INDEX = "INSERT INTO attrs (key, type, path, k, s, n) SELECT r.key, ?, u.p, u.k, u.s, u.n"
-_PG_ROWS = "unnest(CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]), CAST(? AS float8[])) AS u(p, k, s, n)"
+_PG_INDEX = "INSERT INTO attrs (key, type, path, k, s, n) SELECT r.key, %s, u.p, u.k, u.s, u.n"
+_PG_ROWS = "unnest(CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS text[]), CAST(%s AS float8[])) AS u(p, k, s, n)"
+_DUPLICATE_ID = re.compile(r"Key \(id\)=\((.*)\) already exists")
+
+
+def _duplicate(exc: BaseException, added: list[str]) -> Conflict | None:
+    """The 409 of an INSERT that failed on PostgreSQL because a document with its id exists."""
+    exc = getattr(exc, "orig", None) or exc  # raised by a statement of SQLAlchemy's in the same pipeline
+    diag = getattr(exc, "diag", None)
+    if getattr(exc, "sqlstate", None) != "23505" or diag is None or diag.table_name != "resources":
+        return None
+    found = _DUPLICATE_ID.search(diag.message_detail or "")
+    return Conflict.for_resource(found.group(1) if found else (added[0] if added else "resource"))
 
 
 def _columns(rows: list[Any]) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
@@ -372,13 +416,48 @@ class Tx:
     """One transaction: document reads and writes plus searches, all consistent with each other."""
 
     def __init__(self, conn: Connection, dialect: str) -> None:
-        self.conn = conn
+        self._conn = conn
         self.dialect = dialect
         # what this transaction wrote, in order, each document as its stored JSON (later edits of the same
         # dict do not rewrite history); the store's observers get it after the commit
         self.changes: list[tuple[str, str, Any]] = []
         # called once the transaction has committed, never if it rolls back (log lines of what it did)
         self.after_commit: list[Callable[[], None]] = []
+        # PostgreSQL: document writes not sent yet, (statement, parameters, id of an added document)
+        self._pending: list[tuple[str, Any, str | None]] = []
+        # documents read ahead (``prefetch``), None for those missing; each answers one keyed get
+        self._ahead: dict[str, dict[str, Any] | None] = {}
+
+    @property
+    def conn(self) -> Connection:
+        """The transaction's connection. On PostgreSQL the document writes not sent yet go first, so that
+        whatever runs on it sees them."""
+        if self._pending:
+            self.flush()
+        return self._conn
+
+    def flush(self, then: Callable[[], None] | None = None, *, commit: bool = False) -> None:
+        """PostgreSQL: send the document writes not sent yet, then what ``then`` runs on ``conn``, then COMMIT
+        if asked, in one pipeline: one round trip. An added document whose id exists fails the transaction
+        with a 409 here (its INSERT fails, the rest is not run)."""
+        pending, self._pending = self._pending, []
+        if not pending and then is None and not commit:
+            return
+        pg = self._conn.connection.dbapi_connection
+        try:
+            with pg.pipeline():  # type: ignore[union-attr]
+                cursor = pg.cursor()  # type: ignore[union-attr]
+                for sql, params, _ in pending:
+                    cursor.execute(sql, params)
+                if then is not None:
+                    then()
+                if commit:  # as a statement: Connection.commit() would wait for it, then the exit again
+                    cursor.execute("COMMIT")
+        except Exception as exc:
+            conflict = _duplicate(exc, [rid for _, _, rid in pending if rid])
+            if conflict is not None:
+                raise conflict from None
+            self._conn._handle_dbapi_exception(exc, None, None, None, None)
 
     # -- documents ---------------------------------------------------------------------------------
 
@@ -398,7 +477,16 @@ class Tx:
             self.conn._handle_dbapi_exception(exc, sql, params, cursor, None)
         return cursor
 
+    def prefetch(self, ids: Collection[str]) -> None:
+        """Read these documents in one statement: the next keyed get of each (not ``for_update``) takes it."""
+        self._ahead = dict.fromkeys(ids)
+        for rid, raw in self._execute("SELECT id, doc FROM resources WHERE id IN (SELECT unnest(CAST(? AS text[])))",
+                                      (list(self._ahead),)):
+            self._ahead[rid] = self.load(raw)
+
     def get(self, resource_id: str, *, for_update: bool = False) -> dict[str, Any] | None:
+        if self._ahead and not for_update and resource_id in self._ahead:
+            return self._ahead.pop(resource_id)
         sql = "SELECT doc FROM resources WHERE id = ?"
         if for_update and self.dialect == "postgresql":
             sql += " FOR UPDATE"
@@ -421,19 +509,17 @@ class Tx:
         raw = _dumps(doc)
         row = (rid, rtype, doc["created"], doc["updated"], raw)
         rows = flatten(doc, exclude)
-        if self.dialect == "postgresql":
-            key = self._execute(
-                "WITH r AS (INSERT INTO resources (id, type, created, updated, doc) VALUES (?, ?, ?, ?, "
-                "CAST(? AS jsonb)) ON CONFLICT (id) DO NOTHING RETURNING key), "
-                f"a AS ({_PG_INDEX} FROM r, {_PG_ROWS}) SELECT key FROM r",
-                (*row, rtype, *_columns(rows))).fetchone()
+        if self.dialect == "postgresql":  # sent with the next read or the COMMIT
+            self._pending.append((
+                "WITH r AS (INSERT INTO resources (id, type, created, updated, doc) VALUES (%s, %s, %s, %s, "
+                f"CAST(%s AS jsonb)) RETURNING key) {_PG_INDEX} FROM r, {_PG_ROWS}",
+                (*row, rtype, *_columns(rows)), rid))
         else:
             key = self._execute("INSERT OR IGNORE INTO resources (id, type, created, updated, doc) "
                                 "VALUES (?, ?, ?, ?, ?) RETURNING key", row).fetchone()
-            if key is not None:
-                self._index(key[0], rtype, rows)
-        if key is None:
-            raise Conflict.for_resource(rid)
+            if key is None:
+                raise Conflict.for_resource(rid)
+            self._index(key[0], rtype, rows)
         self.changes.append(("add", rid, raw))
 
     def replace(self, doc: dict[str, Any], *, exclude: Collection[str] = ()) -> None:
@@ -441,12 +527,13 @@ class Tx:
         raw = _dumps(doc)
         rows = flatten(doc, exclude)
         if self.dialect == "postgresql":
-            # one snapshot: the DELETE removes the old rows only, the INSERT adds the new ones
-            self._execute(
-                "WITH r AS (UPDATE resources SET doc = CAST(? AS jsonb), updated = ? WHERE id = ? RETURNING key), "
+            # one snapshot: the DELETE removes the old rows only, the INSERT adds the new ones; sent with the
+            # next read or the COMMIT
+            self._pending.append((
+                "WITH r AS (UPDATE resources SET doc = CAST(%s AS jsonb), updated = %s WHERE id = %s RETURNING key), "
                 "d AS (DELETE FROM attrs WHERE key IN (SELECT key FROM r)) "
                 f"{_PG_INDEX} FROM r, {_PG_ROWS}",
-                (raw, doc["updated"], rid, rtype, *_columns(rows)))
+                (raw, doc["updated"], rid, rtype, *_columns(rows)), None))
         else:
             key = self._execute("UPDATE resources SET doc = ?, updated = ? WHERE id = ? RETURNING key",
                                 (raw, doc["updated"], rid)).fetchone()
@@ -537,6 +624,8 @@ class _QuickTx(Tx):
         self.dialect = store.dialect
         self.changes = []
         self.after_commit = []
+        self._pending = []
+        self._ahead = {}
         self._store = store
         self._pooled: Connection | None = None
 
