@@ -71,13 +71,17 @@ def test_a_burst_of_starts_survives_the_sigkill_of_an_api_process_and_a_worker(c
             "SELECT deployment, count(*) FROM tasks GROUP BY deployment").fetchall()
         per_deployment = dict(rows)
         assert all(per_deployment.get(dep_id) == 1 for dep_id, _ in accepted), per_deployment
-        # the jobs: each start job ended once, SUCCESS, and no worker logged a second outcome of one
+        # the jobs: each start job ended SUCCESS, and no worker logged a second outcome of one (a worker logs an
+        # outcome after its commit: the SIGKILLed one may have committed one and died before its line)
         logs = holder.text() + survivor.text()
+        unlogged = []
         for dep_id, job_id in accepted:
             job = ok(a.get(job_id))
             assert job["state"] == "SUCCESS", job
             outcomes = re.findall(rf"job {re.escape(job_id)} \(start_deployment of [^)]*\) (SUCCESS|FAILED)", logs)
-            assert len(outcomes) == 1, (job_id, outcomes)
+            assert len(outcomes) <= 1, (job_id, outcomes)
+            if not outcomes:
+                unlogged.append(job_id)
         retried = [job_id for _, job_id in accepted if ok(a.get(job_id)).get("attempts", 1) > 1]
         # the survivor follows the engine now: a container that exits is noticed
         assert HOLDS_ENGINE in survivor.text()
@@ -95,7 +99,8 @@ def test_a_burst_of_starts_survives_the_sigkill_of_an_api_process_and_a_worker(c
         carried = [(e.event, e.data) for e in seen_b.events]
         assert carried == [(e.event, e.data) for e in seen_a.events[:len(carried)]]
     print(f"{BURST} starts with 2 API processes + 2 workers, one of each SIGKILLed after {KILL_AT}: all STARTED "
-          f"in {took:.1f} s; {len(retried)} jobs claimed again after their worker died")
+          f"in {took:.1f} s; {len(retried)} jobs claimed again after their worker died, {len(unlogged)} outcomes "
+          f"committed by the killed worker before their log line")
 
 
 def versions(seen, dep_id: str) -> list[tuple[str, str]]:
