@@ -81,3 +81,29 @@ def test_a_failed_statement_after_writes_rolls_them_back(store):
             tx.conn.execute(sa.text("SELECT * FROM no_such_table"))
     with store.read() as tx:
         assert tx.get("thing/0005") is None
+
+
+def test_an_edit_leaves_exactly_the_new_documents_index_rows(store):
+    from dockyard.store.attrs import flatten
+
+    two = doc(2, name="two", tags=["x", "y", "y"], nested={"a": {"b": 1, "c": "keep"}}, size=3)
+    with store.write() as tx:
+        tx.insert(two)
+    edited = {**two, "tags": ["y", "z"], "nested": {"a": {"b": 2, "c": "keep"}}, "updated": "2026-01-02T00:00:00.000Z"}
+    del edited["size"]
+    with store.write() as tx:
+        tx.replace(edited)
+    assert names(store, "tags='x'") == ["one"]
+    assert names(store, "tags='z'") == ["two"]
+    assert names(store, "tags='y'") == ["two"]
+    assert names(store, "nested/a/b=2") == ["two"] and names(store, "nested/a/b=1") == []
+    assert names(store, "nested/a/c='keep'") == ["two"]
+    assert names(store, "size=3") == [] and names(store, "size=null") == ["one", "two"]
+    with store.read() as tx:
+        stored = sorted(tuple(r) for r in tx.conn.execute(sa.text(
+            "SELECT a.path, a.k, a.s, a.n FROM attrs a JOIN resources r ON r.key = a.key WHERE r.id = :id"),
+            {"id": "thing/0002"}))
+    assert stored == sorted(tuple(r) for r in flatten(edited))
+    with store.write() as tx:  # an edit that changes nothing indexed
+        tx.replace(edited)
+    assert names(store, "tags='y'") == ["two"]
