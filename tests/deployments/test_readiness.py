@@ -209,11 +209,14 @@ def test_checks_a_killed_server_was_running_resume_when_it_starts_again(tmp_path
         server.process.kill()  # kill -9 while it checks: nothing may be lost
         server.process.wait()
         server = start_server(data_dir)
+        back = time.time()  # checks resume once the new server is up, and the app listens 6 s after its start
         admin = api_for(server)
         admin.login_password("admin", ADMIN_PASSWORD)
         doc = wait_ready(admin, dep_id, timeout=30)
-        late_by = seconds(doc["phases"]["ready"]) - seconds(doc["phases"]["started"])
-        assert 5.5 <= late_by <= 12, doc["phases"]
+        started, ready = seconds(doc["phases"]["started"]), seconds(doc["phases"]["ready"])
+        # never before the app listens, and soon after both it listens and the checks are back (a restart under
+        # load took 10 s: a bound from the old start alone failed a correct run)
+        assert 5.5 <= ready - started and ready <= max(started + 6, back) + 6, (doc["phases"], back)
         admin.operation(admin.get(dep_id), "stop")
         wait_state(admin, dep_id, "STOPPED")
     finally:

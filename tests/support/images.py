@@ -14,6 +14,8 @@ Bump an image's tag when its recipe changes, so that machines holding the old on
 
 from __future__ import annotations
 
+import fcntl
+import functools
 import glob
 import io
 import os
@@ -43,6 +45,18 @@ Progress = Callable[[str], None]
 
 def _say(message: str) -> None:
     print(f"[test images] {message}", flush=True)
+
+
+def _one_builder(build: Callable[..., str]) -> Callable[..., str]:
+    """Build under a lock file shared by the test processes (scripts/test runs pytest in several workers), so
+    a missing image is built once: the others wait, then find its tag."""
+    @functools.wraps(build)
+    def locked(*args, **kwargs) -> str:
+        os.makedirs(CACHE_DIR, exist_ok=True)
+        with open(os.path.join(CACHE_DIR, f"{build.__name__}.lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return build(*args, **kwargs)
+    return locked
 
 
 def _has_image(client: docker.DockerClient, tag: str) -> bool:
@@ -88,6 +102,7 @@ CMD ["sh"]
 """
 
 
+@_one_builder
 def busybox_image(client: docker.DockerClient, progress: Progress = _say) -> str:
     """The tag of a tiny busybox image, built from Debian's ``busybox-static`` when missing."""
     if _has_image(client, BUSYBOX_TAG):
@@ -195,6 +210,7 @@ def _debian_python_image(client: docker.DockerClient, progress: Progress) -> str
     return _debian_image(client, DEBIAN_TAG, ("python3", "ca-certificates"), progress, '["python3"]')
 
 
+@_one_builder
 def dind_image(client: docker.DockerClient, progress: Progress = _say) -> str:
     """The tag of a Debian bookworm image with Debian's ``docker.io`` (dockerd, containerd, runc, the CLI) and
     ``iptables``: a node of the test swarm. Built when missing; its command is set when a node starts."""
@@ -211,6 +227,7 @@ ENV PYTHONPATH=/opt/nuvla-site
 """.encode()
 
 
+@_one_builder
 def python_image(client: docker.DockerClient, progress: Progress = _say) -> str:
     """The tag of a Debian bookworm image with Python 3.11 and ``nuvla-api`` 4.2.3, built when missing."""
     if _has_image(client, PYTHON_TAG):
