@@ -20,13 +20,13 @@ NOTIFY_CHANNEL = "dockyard_jobs"
 
 
 def enqueue(tx: "Tx", job_id: str, priority: int, created: str) -> None:
-    tx.conn.execute(
-        sa.text("INSERT INTO job_queue (job_id, priority, created, state, attempts) "
-                "VALUES (:id, :p, :c, 'QUEUED', 0)"),
-        {"id": job_id, "p": priority, "c": created},
-    )
+    """The job's queue row; on PostgreSQL the same statement tells every process's workers (a NOTIFY sent when
+    the transaction commits)."""
+    insert = ("INSERT INTO job_queue (job_id, priority, created, state, attempts) "
+              "VALUES (:id, :p, :c, 'QUEUED', 0)")
     if tx.dialect == "postgresql":
-        tx.conn.execute(sa.text(f"NOTIFY {NOTIFY_CHANNEL}"))
+        insert = f"WITH q AS ({insert} RETURNING 1) SELECT pg_notify('{NOTIFY_CHANNEL}', '') FROM q"
+    tx.conn.execute(sa.text(insert), {"id": job_id, "p": priority, "c": created})
 
 
 _CLAIMABLE = "state = 'QUEUED' OR (state = 'RUNNING' AND lease_until < :now)"
