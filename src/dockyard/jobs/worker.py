@@ -166,7 +166,12 @@ class WorkerPool:
                 names.append(self._add_runner())
             self._work.notify(len(claimed))
         for name in names:  # started outside the lock, which runners need: a start waits for the new thread
-            self._spawn(self._runner, name)
+            try:
+                self._spawn(self._runner, name)
+            except RuntimeError as exc:  # no thread can be started now: the runners there are take the jobs
+                log.warning("starting job runner %s failed: %s", name, exc)
+                with self._room:
+                    self._alive -= 1
 
     def _add_runner(self) -> str:
         """Count one more runner (called holding ``_room``); its thread's name, for the caller to start it."""
