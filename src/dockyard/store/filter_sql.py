@@ -208,6 +208,8 @@ class _Compiler:
             parts = [self._probed(i) for i in rest]
         finally:
             self.alias = outer
+        if not parts:  # an and of its driver alone (a parenthesised equality, say): its keys are the matches
+            return f"{outer}.key IN ({keys})"
         return f"{outer}.key IN (SELECT c.key FROM ({keys}) c WHERE {' AND '.join(parts)})"
 
     @staticmethod
