@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 import timeit
 
 import pytest
@@ -60,7 +61,8 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("doc", "rows"), CASES, ids=[repr(d)[:50] for d, _ in CASES])
+# ids without object addresses: every pytest-xdist worker must collect the same test names
+@pytest.mark.parametrize(("doc", "rows"), CASES, ids=[re.sub(r" at 0x[0-9a-f]+", "", repr(d))[:50] for d, _ in CASES])
 def test_flatten(doc, rows):
     assert flatten(doc) == rows
 
