@@ -208,18 +208,23 @@ def _callback_port(container) -> int | None:
 from .support.registry import private_registry  # noqa: E402,F401  (after free_port, which it imports)
 
 
-# -- running in several workers (scripts/test: pytest-xdist, --dist loadgroup) --------------------------------
+# -- running in several workers (scripts/test: pytest-xdist) ------------------------------------------------
 
 # directories whose tests share one costly session fixture: each runs in a single worker (one 3-node swarm,
 # one browser and UI server), instead of one copy per worker
 ONE_WORKER_DIRECTORIES = {"swarm", "ui"}
 
 
-def pytest_collection_modifyitems(config, items):
-    """Group the tests for the workers: a module's tests stay together (its module-scoped servers are made
-    once), and so does each directory of ONE_WORKER_DIRECTORIES. Without xdist the marks change nothing."""
-    for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        parts = path.split("/")
-        group = parts[1] if len(parts) > 2 and parts[1] in ONE_WORKER_DIRECTORIES else path
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config, log):
+    """The work units handed to the workers: a module's tests go together (its module-scoped servers are made
+    once), and so do all the tests of each directory of ONE_WORKER_DIRECTORIES. (xdist's own ``loadgroup``
+    marks do not group on pytest 9, whose node ids no longer come from the attribute xdist rewrites.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            parts = path.split("/")
+            return parts[1] if len(parts) > 2 and parts[1] in ONE_WORKER_DIRECTORIES else path
+
+    return ByModule(config, log)
