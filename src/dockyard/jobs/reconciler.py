@@ -171,8 +171,7 @@ class Reconciler:
         while not stop.is_set():
             try:
                 try:
-                    driver = driver_for(self.services, cred_id)
-                    events = driver.events(stop)
+                    events = driver_for(self.services, cred_id).events(stop)
                 except DriverError as exc:
                     (log.debug if exc.message == refused else log.info)(
                         "event stream through %s cannot open: %s", cred_id, exc.message)
@@ -191,8 +190,7 @@ class Reconciler:
                             break
                         # a node that changed (down, up) moves its tasks a moment after the event
                         self.reconcile(event.deployment_id,
-                                       settle=NODE_SETTLE if event.action.startswith("node-") else 0.0,
-                                       through=(cred_id, driver))
+                                       settle=NODE_SETTLE if event.action.startswith("node-") else 0.0)
             except DriverError as exc:
                 log.info("event stream through %s ended: %s", cred_id, exc.message)
             except Exception:
@@ -218,10 +216,11 @@ class Reconciler:
 
     # -- one deployment ----------------------------------------------------------------------------
 
-    def reconcile(self, deployment_id: str, *, settle: float = 0.0, through: tuple[str, Any] | None = None) -> None:
+    def reconcile(self, deployment_id: str, *, settle: float = 0.0) -> None:
         """Bring the deployment's state and parameters to what its engine says; ``settle``: look again every
-        ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`). ``through``: (credential, its driver)
-        of the event stream that asked, used for a deployment of that credential instead of opening it again."""
+        ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`). The engine is opened afresh, not taken
+        from the event stream that asked: a swarm driver's stream holds its client, and inspecting through it
+        never saw a lost node's task move (tests/swarm/test_node_lost.py)."""
         with self.services.store.read(snapshot=False) as tx:  # one statement (a start's own events end here)
             dep = tx.get(deployment_id)
         if dep is None or dep["state"] not in WATCHED:
@@ -229,8 +228,7 @@ class Reconciler:
                 self._settling.pop(deployment_id, None)
             return
         try:
-            driver = through[1] if through is not None and through[0] == dep["parent"] else \
-                driver_for(self.services, dep["parent"])
+            driver = driver_for(self.services, dep["parent"])
             tasks = driver.inspect(deployment_id)
         except DriverError as exc:
             log.info("cannot inspect %s: %s", deployment_id, exc.message)
