@@ -139,19 +139,24 @@ def test_a_job_queued_through_an_api_process_is_claimed_at_once_by_a_worker_proc
         assert waited < 0.5, f"{job_id} waited {waited:.3f} s for a worker"
 
 
+def the_one_holder(workers: list, held: str, role: str) -> tuple:
+    """(the worker whose log says it holds the role, the other), once one does and the other has tried at
+    least twice more without taking it."""
+    deadline = time.monotonic() + 10
+    while not any(held in w.text() for w in workers):
+        assert time.monotonic() < deadline, f"no process {role}"
+        time.sleep(0.1)
+    time.sleep(2.5)  # the other has tried at least twice by now
+    holders = [w for w in workers if held in w.text()]
+    assert len(holders) == 1, f"two processes: {role}"
+    return holders[0], workers[1 - workers.index(holders[0])]
+
+
 def test_one_reconciler_follows_the_engine_and_another_takes_over_when_its_process_is_killed(cluster):
     c = cluster(**SIMULATED)
     a = c.api("api-a")
     workers = [c.worker("worker-1"), c.worker("worker-2")]
-    deadline = time.monotonic() + 10
-    while not any(HOLDS_ENGINE in w.text() for w in workers):
-        assert time.monotonic() < deadline, "no process follows the engine"
-        time.sleep(0.1)
-    time.sleep(2.5)  # the other has tried at least twice by now
-    holders = [w for w in workers if HOLDS_ENGINE in w.text()]
-    assert len(holders) == 1, "two reconcilers follow one engine"
-    holder = holders[0]
-    other = workers[1 - workers.index(holder)]
+    holder, other = the_one_holder(workers, HOLDS_ENGINE, "follows the engine")
     caller = admin_of(a)
     # a container that exits 4 s after its start: only a reconciler following the engine notices
     dep_id, _ = launch(caller, app_module(caller, SIMULATED_EXIT_AFTER="4", SIMULATED_EXIT_CODE="3"))
@@ -239,14 +244,7 @@ def test_one_process_runs_the_readiness_checks_and_another_resumes_them_when_it_
     a = c.api("api-a")
     workers = [c.worker("worker-1"), c.worker("worker-2")]
     holds = "now holds readiness"
-    deadline = time.monotonic() + 10
-    while not any(holds in w.text() for w in workers):
-        assert time.monotonic() < deadline, "no process runs the readiness checks"
-        time.sleep(0.1)
-    time.sleep(2.5)  # the other has tried at least twice by now
-    holders = [w for w in workers if holds in w.text()]
-    assert len(holders) == 1, "two processes run the readiness checks"
-    other = workers[1 - workers.index(holders[0])]
+    holder, other = the_one_holder(workers, holds, "runs the readiness checks")
     caller = admin_of(a)
     project = f"scale-{time.monotonic_ns()}"
     ok(caller.post("module", json={"path": project, "subtype": "project", "name": project}), 201)
@@ -259,7 +257,7 @@ def test_one_process_runs_the_readiness_checks_and_another_resumes_them_when_it_
     wait_state(caller, dep_id, "STARTED", timeout=10)
     time.sleep(0.5)
     assert "ready" not in ok(caller.get(dep_id))  # waiting for its output parameter
-    holders[0].kill()
+    holder.kill()
     killed = time.monotonic()
     while holds not in other.text():
         assert time.monotonic() - killed < 5.0, f"the readiness checks were not taken over:\n{other.text()[-2000:]}"

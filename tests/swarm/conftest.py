@@ -3,18 +3,15 @@ server for them all, and its user with the swarm's manager registered and checke
 
 from __future__ import annotations
 
-import io
-import tarfile
-
 import pytest
 
 from tests.conftest import start_server, stop_server
 from tests.deployments.conftest import new_user
 from tests.support import debug_docker, docker_client, docker_prefix, pytest_runtest_makereport  # noqa: F401
-from tests.support.images import BUSYBOX_TAG, _add_bytes, _build
+from tests.support.images import BUSYBOX_TAG
 from tests.support.swarm import binary_image, swarm  # noqa: F401
 
-from .helpers import register_manager
+from .helpers import node_image, register_manager
 
 WEB_TAG = "dockyard-test/swarm-httpd:1"
 # each task answers /hostname with its own container's host name
@@ -27,12 +24,7 @@ HELPER_TAG = "dockyard-test/docker-cli:2"  # sh and Debian's docker CLI: Dockyar
 @pytest.fixture(scope="session")
 def web_image(swarm, docker_client):  # noqa: F811
     """A busybox httpd image, built here and loaded on every node."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        _add_bytes(tar, "Dockerfile", WEB_DOCKERFILE)
-    _build(docker_client, WEB_TAG, context)
-    swarm.load_image(docker_client, WEB_TAG)
-    return WEB_TAG
+    return node_image(swarm, docker_client, WEB_TAG, WEB_DOCKERFILE)
 
 
 @pytest.fixture(scope="session")
