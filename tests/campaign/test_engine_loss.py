@@ -188,7 +188,7 @@ def second_engine(docker_client, images):
     engine = SecondEngine(root)
     try:
         engine.start()
-        image = b"".join(docker_client.images.get(images["app"]).save(named=True))
+        image = b"".join(docker_client.images.get(images["app"]).save(named=images["app"]))
         with contextlib.closing(engine.client()) as client:
             client.images.load(image)
         yield engine

@@ -57,7 +57,7 @@ def stack_images(swarm, docker_client):
     try:
         path = os.path.join(work, "db.tar")
         with open(path, "wb") as out:
-            for chunk in docker_client.images.get(images["db"]).save(named=True):
+            for chunk in docker_client.images.get(images["db"]).save(named=images["db"]):
                 out.write(chunk)
         _load_image(swarm.manager, path)
     finally:
