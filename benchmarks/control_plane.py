@@ -48,11 +48,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests.support
 
 import sqlalchemy as sa  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -61,6 +61,8 @@ import _load  # noqa: E402
 import api  # noqa: E402
 import data  # noqa: E402
 from api import ADMIN_PASSWORD, COOKIE, HOST, call, console, expect, log  # noqa: E402
+
+from tests.support.postgres import durable_postgres  # noqa: E402
 
 # the issue's targets
 STARTS_TARGET = 500.0  # starts/s, PostgreSQL
@@ -82,41 +84,7 @@ FULL = Plan(deployments=1000, count={1: 3000, 32: 12000}, seconds={1: 6.0, 32: 8
 QUICK = Plan(deployments=200, count={1: 600, 32: 3000}, seconds={1: 2.0, 32: 2.5}, warm=60)
 
 
-# -- PostgreSQL with its default durable settings ---------------------------------------------------------
-
-def _pg_bin() -> str:
-    found = sorted((d for d in os.listdir("/usr/lib/postgresql")), key=lambda v: [int(x) for x in v.split(".")])
-    return f"/usr/lib/postgresql/{found[-1]}/bin"
-
-
-def _as_postgres(command: list[str]) -> None:
-    if os.getuid() == 0:
-        subprocess.run(["su", "postgres", "-s", "/bin/bash", "-c", " ".join(command)], check=True,
-                       stdout=subprocess.DEVNULL)
-    else:
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-
-
-@contextlib.contextmanager
-def durable_postgres() -> Iterator[str]:
-    """A throw-away cluster with PostgreSQL's defaults (fsync on), on a free loopback port; its admin URL."""
-    base = tempfile.mkdtemp(prefix="dockyard-bench-pg-")
-    os.chmod(base, 0o755)
-    port = api.free_port()
-    if os.getuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    bindir = _pg_bin()
-    try:
-        _as_postgres([f"{bindir}/initdb", "-D", f"{base}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                      "--locale=C.UTF-8"])
-        _as_postgres([f"{bindir}/pg_ctl", "-D", f"{base}/data", "-l", f"{base}/log", "-w", "-o",
-                      f"'-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections=300'", "start"])
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):
-            _as_postgres([f"{bindir}/pg_ctl", "-D", f"{base}/data", "-m", "immediate", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
-
+# -- PostgreSQL with its default durable settings (tests/support/postgres.py) ---------------------------
 
 def pg_settings(url: str) -> str:
     engine = sa.create_engine(url)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -55,6 +56,14 @@ class Cli:
             DEPLOYED.add(dep_id)  # whatever it started is removed at the end of the session
         assert "Traceback" not in result.stderr, result.stderr
         return result
+
+    def follow(self, *args: str) -> subprocess.Popen:
+        """A following command (``logs -f``, ``params --watch``), to be stopped with SIGINT as Ctrl-C stops it in
+        a terminal. Its SIGINT is at its default even where the suite's own is ignored (a background job of a
+        shell without job control ignores SIGINT, and its children inherit that), so that Python turns it into
+        KeyboardInterrupt as in a terminal."""
+        return subprocess.Popen([str(DOCKYARD), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env(), preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def ok(self, *args: str, **kwargs) -> str:
         result = self.run(*args, **kwargs)

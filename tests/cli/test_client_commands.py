@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import stat
-import subprocess
 import time
 import uuid
 
@@ -142,8 +141,7 @@ def test_deploy_wait_then_params_logs_stop_and_rm(live_server, tmp_path):
 
 def follow_until(cli: Cli, args: list[str], line: str, timeout: float = 30) -> None:
     """Run a following command until it prints ``line``, then interrupt it as Ctrl-C does: exit 0."""
-    proc = subprocess.Popen([str(DOCKYARD), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli.env())
+    proc = cli.follow(*args)
     deadline = time.monotonic() + timeout
     try:
         for got in proc.stdout:
@@ -295,8 +293,7 @@ def test_params_watch_prints_each_change_until_interrupted(sqlite_server, tmp_pa
     cli, api = user_cli(sqlite_server, tmp_path)
     path = app_files(cli, tmp_path)
     dep_id = cli.ok("deploy", path, "--wait").splitlines()[0].split()[1]
-    proc = subprocess.Popen([str(DOCKYARD), "params", dep_id[11:19], "--watch"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=cli.env())
+    proc = cli.follow("params", dep_id[11:19], "--watch")
     try:
         first = [proc.stdout.readline().rstrip("\n") for _ in range(3)]
         assert sorted(first) == sorted(["hostname=localhost", f"tcp.80={parameters(api, dep_id)['tcp.80']}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-import timeit
 
 import pytest
 
@@ -117,62 +116,3 @@ def test_flatten_does_not_modify_the_document():
     flatten(doc, ("a/b/c",))
     assert repr(doc) == before
 
-
-def _deployment() -> dict:
-    return {
-        "id": "deployment/0b1c6a35-8b0e-4a8e-9a0b-2b5c7f7e9d11",
-        "resource-type": "deployment",
-        "name": "my app",
-        "description": "a deployment of something",
-        "created": "2024-01-01T00:00:00.000Z",
-        "updated": "2024-01-02T00:00:00.000Z",
-        "created-by": "user/abc",
-        "updated-by": "user/abc",
-        "state": "STARTED",
-        "tags": ["a", "b", "c"],
-        "parent": "credential/123",
-        "owner": "user/abc",
-        "infrastructure-service": "infrastructure-service/xyz",
-        "acl": {
-            "owners": ["group/nuvla-admin"],
-            "view-acl": ["user/abc", "group/x"],
-            "edit-data": ["user/abc"],
-            "edit-acl": ["user/abc"],
-            "view-meta": ["user/abc"],
-            "view-data": ["user/abc"],
-            "manage": ["user/abc"],
-            "delete": ["user/abc"],
-        },
-        "module": {
-            "href": "module/123",
-            "name": "nginx",
-            "path": "apps/nginx",
-            "subtype": "application",
-            "content": {
-                "id": "module-application/1",
-                "author": "x",
-                "commit": "y",
-                "environmental-variables": [
-                    {"name": "A", "value": "1"},
-                    {"name": "B", "value": "2"},
-                    {"name": "C", "required": True},
-                ],
-                "output-parameters": [{"name": "url", "description": "URL"}],
-            },
-        },
-        "execution-mode": "push",
-        "api-credentials": {"api-key": "credential/k", "api-secret": "s"},
-        "data": None,
-        "nb": 3,
-        "ratio": 0.5,
-        "ports": [{"port": 80}, {"port": 443}, {"port": 8080}],
-        "extra": {"x": "1", "y": "2"},
-    }
-
-
-def test_flatten_is_fast():
-    doc = _deployment()
-    assert 45 <= len(flatten(doc)) <= 55
-    number = 2000
-    best = min(timeit.repeat(lambda: flatten(doc), number=number, repeat=5)) / number
-    assert best < 50e-6, f"flatten took {best * 1e6:.1f} µs for a document of ~50 leaves"

@@ -81,7 +81,10 @@ def test_a_start_commits_three_times(server):
     mine = [tx for tx in transactions if own(tx)]
     summary = [[(kind, rid.split("/")[0], doc.get("state") or doc.get("name")) for kind, rid, doc in tx]
                for tx in mine]
-    assert len(mine) == 3, summary
+    # what changed in the deployment at each commit (for a failure's message)
+    versions = [doc for tx in mine for _, rid, doc in tx if rid == dep]
+    changed = [sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)) for a, b in zip(versions, versions[1:])]
+    assert len(mine) == 3, (summary, changed, versions[-1])
     accept, claim, outcome = mine
     # the accept: the job queued, the deployment STARTING, its parameters made before the container runs
     assert ("edit", "deployment", "STARTING") in summary[0] and ("add", "job", "QUEUED") in summary[0]

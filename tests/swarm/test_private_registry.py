@@ -148,7 +148,11 @@ def test_a_private_image_runs_on_every_node_with_the_credential_and_is_refused_w
     doc = wait_state(api, dep_id, {"STARTED", "ERROR"}, timeout=120)
     assert doc["state"] == "STARTED", doc.get("status-message")
     print(f"[swarm registry] 3 replicas of a private image pulled and running in {time.monotonic() - t0:.2f} s")
-    [service] = swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
+    label = f"label=dockyard.deployment-id={dep_id}"
+    services = swarm.docker(0, "service", "ls", "-q", "--filter", label).split()
+    assert len(services) == 1, (services, api.get(dep_id).data, api.get(manager[2]).data,
+                                swarm.docker(0, "ps", "-a", "--filter", label))
+    [service] = services
     nodes = swarm.docker(0, "service", "ps", service, "--filter", "desired-state=running", "--format",
                          "{{.Node}}").split()
     assert sorted(nodes) == list(NODE_NAMES)

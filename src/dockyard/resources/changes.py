@@ -24,16 +24,16 @@ committed after the logout reaches it.
 
 Across processes (``dockyard serve --no-workers`` API processes and ``dockyard worker`` processes on one
 PostgreSQL), the feed does not take the store's observer lists: every write transaction, whichever process
-made it, sends its changes with their documents on ``NOTIFY dockyard_changes`` inside the transaction
-(``store.announce``), and PostgreSQL delivers them when it commits, in commit order across the whole
-installation. Once it has a subscriber, each process's feed LISTENs on that channel and dispatches every
-change from there, its own included, so that the event stream through any process carries every change of
-every document once, in commit order, with the version that change made (a delete goes to the
-subscriptions that were sent the document before or may see it as it was). A change is dispatched a few
-milliseconds after its commit. If the listening connection is lost, the changes committed until it listens
-again cannot be heard: every subscription open then ends (``UNHEARD``; its stream ends with ``overflow``:
-read again and reconnect). On
-SQLite (one process) the store's observers deliver everything, in commit order too.
+made it, stores its changes with their documents in the outbox inside the transaction, and an announcer
+sends them on ``NOTIFY dockyard_changes`` once committed (``store/outbox.py``, ``store/announce.py``);
+PostgreSQL delivers them to every process in one order, the changes of each document in the order they
+committed. Once it has a subscriber, each process's feed LISTENs on that channel and dispatches every change
+from there, its own included, so that the event stream through any process carries every change of every
+document once, in the same order, with the version that change made (a delete goes to the subscriptions that
+were sent the document before or may see it as it was). A change is dispatched a few milliseconds after its
+commit. If the listening connection is lost, the changes committed until it listens again cannot be heard:
+every subscription open then ends (``UNHEARD``; its stream ends with ``overflow``: read again and
+reconnect). On SQLite (one process) the store's observers deliver everything, in commit order.
 """
 
 from __future__ import annotations
@@ -227,6 +227,8 @@ class ChangeFeed:
         if self.services.store.dialect != "postgresql":
             self.services.store.observers.append(self.observe)
         else:
+            # what a process that died had committed but not announced is announced by the others' sweeps
+            self.services.store.announcer.start()
             ready = threading.Event()
             self._spawn(lambda: self._listen(ready), "dockyard-changes-listen")
             # a change committed after subscribe() returns must not be missed

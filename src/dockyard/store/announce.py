@@ -1,18 +1,19 @@
 """How a PostgreSQL write transaction's changes reach every process: ``NOTIFY dockyard_changes`` payloads.
 
-Each write transaction sends, before it commits, every change it made with the document as stored (a delete
-with the document as it was), so that a listener needs no read to show it: PostgreSQL delivers the
-notifications of a transaction when it commits, never those of a rollback, and those of different
-transactions in commit order across the whole installation (a notifying transaction takes a global lock
-from its pre-commit until after its commit, so the queue holds them in that order, each transaction's
-contiguous). A listener therefore hears every change once, in commit order.
+Each write transaction stores every change it made, with the document as stored (a delete with the document
+as it was), in the ``outbox`` table in the transaction itself, so that it is announced if and only if it
+commits; the announcer (``store/outbox.py``) sends them on, in the order they were stored, so that a
+listener needs no read to show a change. PostgreSQL delivers the notifications of one announcing transaction
+when it commits, those of different ones in commit order across the whole installation, each one's
+contiguous; and announcing transactions run one at a time. A listener therefore hears every change once, and
+the changes of one document in the order they were committed.
 
 A transaction's changes are one text, each change as ``<change> <len(id)> <len(doc)>\\n<id><doc>`` (lengths
 in characters), cut into payloads under PostgreSQL's 8,000-byte limit, each cut on a UTF-8 character
 boundary. Every payload starts with a line ``<origin> <transaction> <part> <parts>`` (``origin`` names the
-process, ``transaction`` counts its write transactions): identical payloads of one transaction would be
-delivered once, and the line tells a listener when it has all the parts. :class:`Reassembly` puts them back
-together, parsing only the documents of the types the listener wants.
+announcing process, ``transaction`` counts the transactions it announced): identical payloads of one
+transaction would be delivered once, and the line tells a listener when it has all the parts.
+:class:`Reassembly` puts them back together, parsing only the documents of the types the listener wants.
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ _transactions = itertools.count(1)
 Change = tuple[str, str, dict[str, Any]]
 
 
-def payloads(origin: str, changes: Iterable[tuple[str, str, Any]]) -> list[str]:
-    """The payloads that carry a transaction's ``changes`` (each document as stored JSON text, or a dict)."""
-    body = "".join(_record(change, rid, doc) for change, rid, doc in changes)
-    parts = _cut(body, LIMIT - _HEAD_ROOM)
+def body(changes: Iterable[tuple[str, str, Any]]) -> str:
+    """A transaction's ``changes`` (each document as stored JSON text, or a dict) as one text, as it waits in
+    the outbox (``store/outbox.py``)."""
+    return "".join(_record(change, rid, doc) for change, rid, doc in changes)
+
+
+def payloads(origin: str, text: str) -> list[str]:
+    """The payloads that carry one transaction's changes, ``text`` as :func:`body` made it."""
+    parts = _cut(text, LIMIT - _HEAD_ROOM)
     seq = next(_transactions)
     return [f"{origin} {seq} {i} {len(parts)}\n{part}" for i, part in enumerate(parts)]
 
@@ -106,4 +112,4 @@ def _records(body: str, wanted: Callable[[str], bool]) -> list[Change]:
     return changes
 
 
-__all__ = ["CHANNEL", "LIMIT", "Change", "Reassembly", "payloads"]
+__all__ = ["CHANNEL", "LIMIT", "Change", "Reassembly", "body", "payloads"]

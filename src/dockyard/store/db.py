@@ -6,7 +6,9 @@ spinning in SQLite's busy handler), with WAL and ``synchronous=FULL`` so a write
 answers. Writes on SQLite commit in groups: writers that queue while one commits run their bodies, each in a
 savepoint of its own, in one transaction on the store's write connection, and the last of them commits for
 all; each is answered only after that COMMIT (one fsync for the group). On PostgreSQL an edit reads its
-document ``FOR UPDATE``, and concurrent transactions share WAL flushes on their own.
+document ``FOR UPDATE``, and concurrent transactions share WAL flushes on their own: a write stores its
+changes in the outbox instead of sending a NOTIFY, which would make every commit wait for the one before
+(``store/outbox.py``).
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 from ..core.errors import Conflict, InsufficientStorage
-from . import announce, migrate
+from . import announce, migrate, outbox
 from .attrs import flatten
 from .query import Query, SearchResult, run_search, run_ids
 
 log = logging.getLogger("dockyard.store")
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
-# PostgreSQL channel on which each committed write transaction sends its changes, to every process
+# PostgreSQL channel on which each committed write transaction's changes reach every process (store/outbox.py)
 CHANGES_CHANNEL = announce.CHANNEL
 
 # a committed change of a document: "add" | "edit" | "delete", the id, the document (as stored, or as it was)
@@ -77,6 +79,10 @@ class Store:
         self._ambient = threading.local()
         self._quick_all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._busy_ms = int(busy_timeout * 1000)
+        # PostgreSQL: moves committed changes from the outbox to NOTIFY (store/outbox.py)
+        self.announcer = outbox.Announcer(
+            self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False), self.origin) \
+            if self.dialect == "postgresql" else None
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -97,6 +103,8 @@ class Store:
             tx.conn.exec_driver_sql("DELETE FROM sqlite_stat1 WHERE tbl = 'resources'")
 
     def close(self) -> None:
+        if self.announcer is not None:
+            self.announcer.close()
         if self._write_lock is not None:
             with self._write_lock:
                 if self._group_conn is not None:
@@ -181,17 +189,20 @@ class Store:
                 with conn.begin():
                     tx = Tx(conn, self.dialect)
                     yield tx
+                    if tx.changes:  # announced once committed (store/outbox.py)
+                        tx._pending.append((outbox.STAGE, (announce.body(tx.changes),), None))
                     if self.observers and tx.changes:
                         # a place in line once the writes hold their row locks, before COMMIT (see _reserve)
-                        _announce(tx, self.origin)
                         tx.flush()
                         slot = self._reserve(tx)
-                    else:  # the writes not sent yet, the announcement and COMMIT: one round trip
-                        tx.flush(lambda: _announce(tx, self.origin), commit=True)
+                    else:  # the writes not sent yet, the outbox row and COMMIT: one round trip
+                        tx.flush(commit=True)
         except BaseException as exc:
             self._release(slot, None)
             _raise_storage(exc)
             raise
+        if tx.changes:
+            self.announcer.poke()  # type: ignore[union-attr]
         self._committed_tx(slot, tx)
 
     def _committed_tx(self, slot: list[Any] | None, tx: "Tx") -> None:
@@ -660,22 +671,3 @@ class _QuickTx(Tx):
                 conn.rollback()
             finally:
                 conn.close()
-
-
-def _announce(tx: Tx, origin: str) -> None:
-    """PostgreSQL: send the transaction's changes, documents included, on ``CHANGES_CHANNEL`` (``announce``).
-
-    Sent inside the transaction, so listeners hear of it exactly when it commits, in commit order, and never
-    of a rollback; one statement for up to ``NOTIFY_BATCH`` payloads, each a parameter of its own (an array
-    of them, unnested, cost twice as much for a 20 KB document).
-    """
-    if tx.dialect != "postgresql" or not tx.changes:
-        return
-    payloads = announce.payloads(origin, tx.changes)
-    for start in range(0, len(payloads), NOTIFY_BATCH):
-        batch = payloads[start:start + NOTIFY_BATCH]
-        calls = ", ".join(f"pg_notify(:c, :p{i})" for i in range(len(batch)))
-        tx.conn.execute(sa.text(f"SELECT {calls}"), {"c": CHANGES_CHANNEL, **{f"p{i}": p for i, p in enumerate(batch)}})
-
-
-NOTIFY_BATCH = 100  # payloads (780 KB) per statement
