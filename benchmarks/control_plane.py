@@ -352,11 +352,16 @@ def spread_edits(fx: api.Fixture) -> list[bytes]:
     return edits
 
 
-def measure_gets(runner: _load.Runner, plan: Plan, fx: api.Fixture, ceiling_port: int) -> list[Row]:
-    """GET of one document at 1 and 32 clients beside the ceiling (the 2 × 2 set-up: 2 API processes)."""
+def measure_processes(runner: _load.Runner, plan: Plan, fx: api.Fixture, ceiling_port: int) -> list[Row]:
+    """The 2 × 2 set-up (2 API processes on one port): GET of one document at 1 and 32 clients beside the
+    ceiling, and the writes at 32 clients, which two processes commit side by side."""
     base = {r.key: r for r in api.rows(fx, 0, ceiling_port, 0)}
+    base["edit-spread"] = api.Row("edit-spread", "", fx.port, spread_edits(fx), 200)
     return run_rows(runner, plan, base, [("ceiling", "ceiling: bare Starlette GET", (1, 32)),
-                                         ("get", "GET one document", (1, 32))])
+                                         ("get", "GET one document", (1, 32)),
+                                         ("edit", "edit one attribute (PUT), one document", (32,)),
+                                         ("edit-spread", "edit one attribute (PUT), 64 documents", (32,)),
+                                         ("login", "API-key login", (32,))])
 
 
 # -- one set-up ------------------------------------------------------------------------------------------
@@ -387,7 +392,7 @@ def run_setup(setup: Setup, plan: Plan, documents: int, pg_admin: str | None, ru
         log(f"[bold]{setup.label}[/bold]: API on {run.ports}, pids {run.pids}")
         fx = api.set_up(port)
         rows: list[Row] = []
-        if not setup.workers:  # the 2 × 2 set-up measures GET and deployments only (see the end of the table)
+        if not setup.workers:  # the 2 × 2 set-up measures GET, writes and deployments (see the end of the table)
             user = data.new_user(port)
             data.register_prefixes(port, user)
             made = data.add_via_api(port, user, data.Corpus(documents))
@@ -404,11 +409,11 @@ def run_setup(setup: Setup, plan: Plan, documents: int, pg_admin: str | None, ru
             rows = measure_requests(runner, plan, run, fx, user, ceiling_port)
             api.stop(ceiling)
             ceiling = None
-        else:  # GET through the API processes sharing the port (the issue's 32 clients with 2 API processes)
+        else:  # GET and writes through the API processes sharing the port (unseeded)
             status, doc, _ = call(port, "GET", f"/api/{fx.doc_id}", cookie=fx.cookie)
             expect(status, 200, doc, "GET the document")
             ceiling, ceiling_port = api.start_ceiling(tmp, doc)
-            rows = measure_gets(runner, plan, fx, ceiling_port)
+            rows = measure_processes(runner, plan, fx, ceiling_port)
             api.stop(ceiling)
             ceiling = None
         module_id = simulated_module(port, fx.cookie)
@@ -526,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(report(outcomes, args.documents, plan, pg_note))
     console.print(f"[dim]Total time {time.monotonic() - started:.0f} s. Writes are measured at 32 clients, "
                   "searches at 1; the 2 API + 2 workers set-up (`serve --no-workers --processes 2` and 2 "
-                  "`dockyard worker`) measures GET and deployments on an unseeded store.[/dim]")
+                  "`dockyard worker`) measures GET, writes and deployments on an unseeded store.[/dim]")
     return 0
 
 
