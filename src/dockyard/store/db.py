@@ -481,9 +481,16 @@ class Tx:
         connection is invalidated, a full disk recognised)."""
         if self.dialect != "sqlite":
             sql = sql.replace("?", "%s")
-        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        dbapi = self.conn.connection.dbapi_connection
+        cursor = dbapi.cursor()  # type: ignore[union-attr]
         try:
-            (cursor.executemany if many else cursor.execute)(sql, params)
+            if self.dialect == "postgresql" and _opens_transaction(dbapi):
+                # psycopg sends BEGIN on its own before a transaction's first statement, one round trip;
+                # in a pipeline the two travel together
+                with dbapi.pipeline():  # type: ignore[union-attr]
+                    (cursor.executemany if many else cursor.execute)(sql, params)
+            else:
+                (cursor.executemany if many else cursor.execute)(sql, params)
         except Exception as exc:
             self.conn._handle_dbapi_exception(exc, sql, params, cursor, None)
         return cursor
@@ -625,6 +632,13 @@ class Tx:
             {"type": rtype, "path": path, "value": value},
         )
         return [self.load(row[0]) for row in rows]
+
+
+def _opens_transaction(dbapi: Any) -> bool:
+    """Whether a statement on this psycopg connection would begin its transaction (psycopg sends BEGIN first)."""
+    from psycopg.pq import TransactionStatus
+
+    return not dbapi.autocommit and dbapi.info.transaction_status == TransactionStatus.IDLE
 
 
 class _Held:
