@@ -6,46 +6,24 @@ store's change journal: its observers see each committed write transaction's cha
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-import uvicorn
 
-from dockyard.core.settings import Secret, Settings
 from dockyard.resources.bootstrap import register_local_engine
-from dockyard.server.app import create_app
-from dockyard.server.runtime import start
 
-from ..conftest import free_port
-
-ADMIN_PASSWORD = "admin-password-x"
+from ..support.inprocess import ADMIN_PASSWORD, in_process
 
 
 @pytest.fixture
 def server(db_url, tmp_path):
     """The app served in this process (so that the test sees its store), without workers: jobs stay queued."""
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url, public_url=endpoint,
-                                admin_password=Secret(ADMIN_PASSWORD))
-    services = start(settings).services
-    register_local_engine(services, "unix:///var/run/docker.sock", "test")
-    http = uvicorn.Server(uvicorn.Config(create_app(services), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=http.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not http.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
-    yield services, endpoint
-    http.should_exit = True
-    thread.join(15)
-    services.store.close()
+    with in_process(db_url, str(tmp_path)) as (runtime, endpoint):
+        register_local_engine(runtime.services, "unix:///var/run/docker.sock", "test")
+        yield runtime.services, endpoint
 
 
 class Journal:

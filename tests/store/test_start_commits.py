@@ -7,46 +7,19 @@ transaction's changes, in commit order.
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 
 import httpx
 import pytest
-import uvicorn
 
-from dockyard.core.settings import Secret, Settings
-from dockyard.server.app import create_app
-from dockyard.server.runtime import attach_engine, start, start_background
-
-from ..conftest import free_port
-
-ADMIN_PASSWORD = "admin-password-x"
+from ..support.inprocess import ADMIN_PASSWORD, in_process
 
 
 @pytest.fixture
 def server(db_url, tmp_path):
-    port = free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    settings = Settings().with_(data_dir=str(tmp_path), database_url=db_url, public_url=endpoint,
-                                admin_password=Secret(ADMIN_PASSWORD), engine="simulated")
-    runtime = start(settings)
-    attach_engine(runtime)
-    start_background(runtime)
-    http = uvicorn.Server(uvicorn.Config(create_app(runtime.services), host="127.0.0.1", port=port,
-                                         log_level="warning"))
-    thread = threading.Thread(target=http.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not http.started:
-        assert thread.is_alive() and time.monotonic() < deadline
-        time.sleep(0.01)
-    yield runtime.services, endpoint
-    http.should_exit = True
-    thread.join(15)
-    for part in runtime.background:
-        part.stop()
-    runtime.services.store.close()
+    with in_process(db_url, str(tmp_path), background=True, engine="simulated") as (runtime, endpoint):
+        yield runtime.services, endpoint
 
 
 def test_a_start_commits_three_times(server):
