@@ -18,7 +18,6 @@ import time
 
 import psycopg
 import pytest
-import sqlalchemy as sa
 
 from dockyard.store import announce, outbox
 from dockyard.store.db import Store
@@ -33,10 +32,6 @@ ROUNDS = 20
 def _doc(rid: str, value: str) -> dict:
     return {"id": rid, "resource-type": "thing", "created": "2026-01-01T00:00:00.000Z",
             "updated": "2026-01-01T00:00:00.000Z", "name": value}
-
-
-def _dsn(url: str) -> str:
-    return sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _wal_syncs(dsn: str) -> int:
@@ -54,7 +49,7 @@ def test_concurrent_writers_share_wal_flushes():
             for i in range(WRITERS):
                 tx.insert(_doc(f"thing/{i}", "v0"))
         store.close()
-        before = _wal_syncs(_dsn(url))
+        before = _wal_syncs(store.dsn)
         store = Store(url)
         start = threading.Barrier(WRITERS)
 
@@ -72,10 +67,12 @@ def test_concurrent_writers_share_wal_flushes():
             t.join(120)
         store.close()  # its backends end, and so report their statistics
         time.sleep(0.5)
-        syncs = _wal_syncs(_dsn(url)) - before
+        syncs = _wal_syncs(store.dsn) - before
         commits = WRITERS * ROUNDS
-        with Store(url).read() as tx:
+        store = Store(url)
+        with store.read() as tx:
             assert all(d["name"] == f"v{ROUNDS}" for d in tx.get_many([f"thing/{i}" for i in range(WRITERS)]))
+        store.close()
         print(f"{syncs} WAL flushes for {commits} commits")
         assert 0 < syncs < commits * 0.75, f"{syncs} WAL flushes for {commits} commits"
 
@@ -102,10 +99,10 @@ def test_changes_of_a_killed_process_are_announced_by_another(own_pg):
     killed with SIGKILL: its changes wait in the outbox. Once the lock is free, another process's announcer
     sends each once, in the order written."""
     count, pg_url = 20, own_pg
-    dsn = _dsn(pg_url)
     made = Store(pg_url)
     made.migrate()
     made.close()
+    dsn = made.dsn
     with psycopg.connect(dsn, autocommit=True) as listener, psycopg.connect(dsn, autocommit=True) as holder:
         listener.execute(f"LISTEN {announce.CHANNEL}")
         holder.execute("SELECT pg_advisory_lock(%s)", (outbox.LOCK_KEY,))

@@ -103,8 +103,7 @@ class Election:
         if self._conn is not None:
             self._conn.execute("SELECT 1")
             return self._conn
-        url = self.store.engine.url.set(drivername="postgresql")
-        self._conn = psycopg.connect(url.render_as_string(hide_password=False), autocommit=True,
+        self._conn = psycopg.connect(self.store.dsn, autocommit=True,
                                      application_name="dockyard-election")
         return self._conn
 

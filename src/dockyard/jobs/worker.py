@@ -263,8 +263,7 @@ class WorkerPool:
         """PostgreSQL: a NOTIFY from any process (a job queued) wakes this pool at once."""
         import psycopg
 
-        url = self.services.store.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = self.services.store.dsn
         while not self._stop.is_set():
             try:
                 with psycopg.connect(dsn, autocommit=True) as conn:

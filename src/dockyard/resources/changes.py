@@ -324,8 +324,7 @@ class ChangeFeed:
     def _listen(self, ready: threading.Event) -> None:
         import psycopg
 
-        url = self.services.store.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
+        dsn = self.services.store.dsn
         heard = Reassembly()
         lost = False
         while not self._stop.is_set():

@@ -23,7 +23,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,9 +80,13 @@ class Store:
         self._quick_all: weakref.WeakSet[Any] = weakref.WeakSet()
         self._busy_ms = int(busy_timeout * 1000)
         # PostgreSQL: moves committed changes from the outbox to NOTIFY (store/outbox.py)
-        self.announcer = outbox.Announcer(
-            self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False), self.origin) \
-            if self.dialect == "postgresql" else None
+        self.announcer = outbox.Announcer(self.dsn, self.origin) if self.dialect == "postgresql" else None
+
+    @property
+    def dsn(self) -> str:
+        """PostgreSQL: the database as psycopg's connection string, for the connections of its own that
+        listeners, elections and the announcer hold outside the pool."""
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def migrate(self) -> None:
         migrate.upgrade(self.engine)
@@ -447,12 +451,12 @@ class Tx:
             self.flush()
         return self._conn
 
-    def flush(self, then: Callable[[], None] | None = None, *, commit: bool = False) -> None:
-        """PostgreSQL: send the document writes not sent yet, then what ``then`` runs on ``conn``, then COMMIT
-        if asked, in one pipeline: one round trip. An added document whose id exists fails the transaction
-        with a 409 here (its INSERT fails, the rest is not run)."""
+    def flush(self, *, commit: bool = False) -> None:
+        """PostgreSQL: send the document writes not sent yet, then COMMIT if asked, in one pipeline: one round
+        trip. An added document whose id exists fails the transaction with a 409 here (its INSERT fails, the
+        rest is not run)."""
         pending, self._pending = self._pending, []
-        if not pending and then is None and not commit:
+        if not pending and not commit:
             return
         pg = self._conn.connection.dbapi_connection
         try:
@@ -460,8 +464,6 @@ class Tx:
                 cursor = pg.cursor()  # type: ignore[union-attr]
                 for sql, params, _ in pending:
                     cursor.execute(sql, params)
-                if then is not None:
-                    then()
                 if commit:  # as a statement: Connection.commit() would wait for it, then the exit again
                     cursor.execute("COMMIT")
         except Exception as exc:
@@ -483,13 +485,11 @@ class Tx:
             sql = sql.replace("?", "%s")
         dbapi = self.conn.connection.dbapi_connection
         cursor = dbapi.cursor()  # type: ignore[union-attr]
+        # psycopg sends BEGIN on its own before a transaction's first statement, one round trip; in a pipeline
+        # the two travel together
+        together = dbapi.pipeline() if self.dialect == "postgresql" and _opens_transaction(dbapi) else nullcontext()
         try:
-            if self.dialect == "postgresql" and _opens_transaction(dbapi):
-                # psycopg sends BEGIN on its own before a transaction's first statement, one round trip;
-                # in a pipeline the two travel together
-                with dbapi.pipeline():  # type: ignore[union-attr]
-                    (cursor.executemany if many else cursor.execute)(sql, params)
-            else:
+            with together:
                 (cursor.executemany if many else cursor.execute)(sql, params)
         except Exception as exc:
             self.conn._handle_dbapi_exception(exc, sql, params, cursor, None)
