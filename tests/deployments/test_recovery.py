@@ -11,8 +11,10 @@ import uuid
 
 import docker.errors
 import pytest
+from nuvla.api import Api
 
 from ..conftest import ADMIN_PASSWORD, start_server, stop_server
+from ..support.inprocess import ADMIN_PASSWORD as INPROCESS_ADMIN_PASSWORD, in_process
 from .conftest import DEPLOYED, api_for, component, deploy, new_user, parameters, start, wait_state
 
 GONE = "the container is gone (removed outside Dockyard)"
@@ -43,18 +45,47 @@ def test_a_container_removed_behind_dockyards_back_turns_the_deployment_to_error
     removed = time.monotonic()
     doc = wait_state(api, dep_id, "ERROR", timeout=10)
     assert time.monotonic() - removed < 3, "the engine's events should tell within moments, not at a sweep"
-    # the events of a forced removal (kill, die, destroy) may be seen one by one: the outcome is "gone"
-    deadline = time.monotonic() + 5
-    while doc.get("task", {}).get("state") != "missing" and time.monotonic() < deadline:
-        time.sleep(0.05)
-        doc = api.get(dep_id).data
-    assert doc["status-message"] == GONE
+    assert doc["status-message"] == GONE  # at once: its kill's exit code is not the news
     assert doc["task"]["state"] == "missing"
     assert parameters(api, dep_id)["current.state"] == "missing"
     assert {"stop", "update", "create-log"} <= {op["rel"] for op in doc["operations"]}
     api.operation(api.get(dep_id), "stop")
     wait_state(api, dep_id, "STOPPED")
     api.delete(dep_id)
+
+
+def test_a_container_being_removed_is_gone_already(tmp_path, images, docker_client):
+    """`docker rm -f` kills the container, and it has exited for a moment before the engine has removed it
+    (the engine says "removing"): it is gone from then on. Each deployment goes from STARTED to ERROR once,
+    saying the container is gone, never first by its exit code, whatever moment its engine's events are
+    looked at; every version of the deployment the store commits is read from its change journal."""
+    with in_process(f"sqlite:///{tmp_path / 'store.db'}", str(tmp_path), background=True,
+                    sweep_interval=3600) as (runtime, endpoint):
+        admin = Api(endpoint=endpoint, insecure=True, persist_cookie=False)
+        admin.login_password("admin", INPROCESS_ADMIN_PASSWORD)
+        module_id = component(admin, images["app"])
+        deps = [deploy(admin, module_id) for _ in range(4)]
+        for dep_id in deps:
+            start(admin, dep_id)
+        for dep_id in deps:
+            wait_state(admin, dep_id, "STARTED")
+        journal: list[list[tuple[str, str, dict]]] = []
+        runtime.services.store.observers.append(journal.append)
+        for dep_id in deps:
+            the_container(docker_client, dep_id).remove(force=True)
+        for dep_id in deps:
+            wait_state(admin, dep_id, "ERROR", timeout=10)
+        time.sleep(0.5)  # a later version (the destroy event's look) would be in the journal by now
+        runtime.services.store.observers.remove(journal.append)
+        for dep_id in deps:
+            versions = [(doc["state"], doc.get("status-message"), doc["task"]["state"])
+                        for tx in journal for _, rid, doc in tx if rid == dep_id]
+            assert versions == [("ERROR", GONE, "missing")], (dep_id, versions)
+        for dep_id in deps:
+            admin.operation(admin.get(dep_id), "stop")
+        for dep_id in deps:
+            wait_state(admin, dep_id, "STOPPED")
+            admin.delete(dep_id)
 
 
 # -- across a restart of Dockyard ------------------------------------------------------------------------

@@ -140,4 +140,6 @@ def why(status: TaskStatus, service: bool = False) -> str:
 
 def _changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     keys = ("state", "restarts", "exit-code", "id", "error", "replicas")
+    if old.get("state") == new.get("state") == MISSING:  # seen while the engine removed it, then not at all
+        keys = ("replicas",)
     return any(old.get(k) != new.get(k) for k in keys)

@@ -52,7 +52,7 @@ import requests.adapters
 from dockyard.core.time import format_ts, now_ts, parse_ts
 from dockyard.drivers import TlsMaterial
 from dockyard.drivers.base import (
-    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE, RESTARTING, RUNNING,
+    CREATED, EXITED, LABEL_DEPLOYMENT, LABEL_INSTANCE, LABEL_MANAGED, LABEL_SERVICE, MISSING, RESTARTING, RUNNING,
     Capabilities, Driver, DriverError, EngineEvent, EngineInfo, MountSpec, PublishedPort, RegistryAuth, StackSpec,
     StartResult, StopSignal, TaskSpec, TaskStats, TaskStatus,
 )
@@ -77,8 +77,10 @@ ENGINE_ERROR = "engine-error"
 START_FAILED = "start-failed"
 INVALID_SPEC = "invalid-spec"
 
+# "removing": the engine is removing the container (`docker rm -f` kills it first), so it is gone already;
+# read as exited, a look between its kill and its removal would report the kill's exit code instead
 _STATES = {"created": CREATED, "running": RUNNING, "paused": RUNNING, "restarting": RESTARTING,
-           "removing": EXITED, "exited": EXITED, "dead": EXITED}
+           "removing": MISSING, "exited": EXITED, "dead": EXITED}
 _RESTART = {"none": "no", "on-failure": "on-failure", "any": "unless-stopped"}
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PORT_TAKEN = ("port is already allocated", "address already in use")
