@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
 import time
 import uuid
 
@@ -13,7 +14,11 @@ import docker.errors
 import pytest
 from nuvla.api import Api
 
+from dockyard.jobs.reconciler import Reconciler
+
 from ..conftest import ADMIN_PASSWORD, start_server, stop_server
+from ..support import make_tls_pems, tls_engine
+from ..support.engine_proxy import EngineProxy
 from ..support.inprocess import ADMIN_PASSWORD as INPROCESS_ADMIN_PASSWORD, in_process
 from .conftest import DEPLOYED, api_for, component, deploy, new_user, parameters, start, wait_state
 
@@ -86,6 +91,59 @@ def test_a_container_being_removed_is_gone_already(tmp_path, images, docker_clie
         for dep_id in deps:
             wait_state(admin, dep_id, "STOPPED")
             admin.delete(dep_id)
+
+
+def test_a_look_answered_late_does_not_overwrite_a_later_one(tmp_path, images, docker_client):
+    """Two looks at one deployment at once: the sweep asks the engine while the container runs, it is killed
+    and started again before the engine's answer (exited) arrives, and meanwhile the engine's events are
+    looked at. The late answer must not leave the deployment in ERROR while its container runs: looks at one
+    deployment follow one another, so the events' looks come after it and see the container running. The
+    engine is reached through a proxy that holds the sweep's question and then its answer."""
+    proxy = EngineProxy(str(tmp_path / "engine.sock"))
+    pems = make_tls_pems()
+    try:
+        with tls_engine(pems, engine_socket=proxy.path) as engine, \
+                in_process(f"sqlite:///{tmp_path / 'store.db'}", str(tmp_path), background=True,
+                           sweep_interval=3600) as (runtime, endpoint):
+            reconciler = next(part for part in runtime.background if isinstance(part, Reconciler))
+            admin = Api(endpoint=endpoint, insecure=True, persist_cookie=False)
+            admin.login_password("admin", INPROCESS_ADMIN_PASSWORD)
+            infra = admin.add("infrastructure-service", {"template": {
+                "href": "infrastructure-service-template/generic", "subtype": "swarm", "endpoint": engine},
+                "name": "the local engine, through a proxy"}).data["resource-id"]
+            cred = admin.add("credential", {"template": {
+                "href": "credential-template/infrastructure-service-swarm", "parent": infra, "ca": pems.ca,
+                "cert": pems.client_cert, "key": pems.client_key}, "name": "to the proxy"}).data["resource-id"]
+            dep_id = deploy(admin, component(admin, images["app"]), parent=cred)
+            start(admin, dep_id)
+            wait_state(admin, dep_id, "STARTED")
+            container = the_container(docker_client, dep_id)
+
+            proxy.hold_next(rb"GET /v[0-9.]+/containers/%s/json " % container.id.encode())
+            sweep = threading.Thread(target=reconciler.reconcile, args=(dep_id,))
+            sweep.start()  # reads the deployment STARTED, lists its container and asks about it
+            assert proxy.held.wait(10), "the sweep's look never asked the engine about the container"
+            container.kill()
+            proxy.let_through()  # the engine answers now: exited, code 137
+            assert proxy.answered.wait(10)
+            container.start()
+            container.reload()
+            assert container.status == "running"
+            time.sleep(1.0)  # the kill's and the start's events are seen (and, looked at, would be written) now
+            proxy.answer()
+            sweep.join(30)
+
+            deadline = time.monotonic() + 10
+            doc = admin.get(dep_id).data
+            while doc["state"] != "STARTED" and time.monotonic() < deadline:
+                time.sleep(0.1)
+                doc = admin.get(dep_id).data
+            assert (doc["state"], doc["task"]["state"]) == ("STARTED", "running"), doc.get("status-message")
+            admin.operation(admin.get(dep_id), "stop")
+            wait_state(admin, dep_id, "STOPPED")
+            admin.delete(dep_id)
+    finally:
+        proxy.close()  # a held look lets go
 
 
 # -- across a restart of Dockyard ------------------------------------------------------------------------

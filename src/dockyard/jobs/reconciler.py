@@ -33,6 +33,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ..deploy import observe
@@ -67,6 +69,7 @@ class Reconciler:
         # deployment → (followed at least until, at most until, a look is scheduled): see _follow
         self._settling: dict[str, tuple[float, float, bool]] = {}
         self._settling_lock = threading.Lock()
+        self._looking = KeyedLocks()  # one look at a deployment at a time: see reconcile
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._sweep_loop, name="dockyard-sweep", daemon=True)
@@ -220,24 +223,35 @@ class Reconciler:
         """Bring the deployment's state and parameters to what its engine says; ``settle``: look again every
         ``SETTLE_POLL`` s for at least that long (see :meth:`_follow`). The engine is opened afresh, not taken
         from the event stream that asked: a swarm driver's stream holds its client, and inspecting through it
-        never saw a lost node's task move (tests/swarm/test_node_lost.py)."""
+        never saw a lost node's task move (tests/swarm/test_node_lost.py).
+
+        One look at a deployment at a time in this process (the sweep, its engine's events, a settling
+        service's timer, the same engine's events through another key): a look is read, inspected and written
+        before the next begins, so a look taken before a change never overwrites one taken after it."""
+        with self._looking.held(deployment_id):
+            settling = self._look(deployment_id)
+        if settling is not None:
+            self._follow(deployment_id, settling, settle)
+
+    def _look(self, deployment_id: str) -> bool | None:
+        """One look (see :meth:`reconcile`): whether the deployment's tasks are settling, None if not looked at."""
         with self.services.store.read(snapshot=False) as tx:  # one statement (a start's own events end here)
             dep = tx.get(deployment_id)
         if dep is None or dep["state"] not in WATCHED:
             with self._settling_lock:
                 self._settling.pop(deployment_id, None)
-            return
+            return None
         try:
             driver = driver_for(self.services, dep["parent"])
             tasks = driver.inspect(deployment_id)
         except DriverError as exc:
             log.info("cannot inspect %s: %s", deployment_id, exc.message)
-            return
+            return None
         fields = observe.observed(dep, tasks)
         if fields is not None:
             lifecycle.set_fields(self.services, deployment_id, only_in=WATCHED,
                                    also=lambda ctx, tx, dep: observe.parameters(ctx, tx, dep, tasks), **fields)
-        self._follow(deployment_id, observe.settling(tasks), settle)
+        return observe.settling(tasks)
 
     def _follow(self, deployment_id: str, settling: bool, settle: float) -> None:
         """Look again in ``SETTLE_POLL`` s at a Swarm service whose tasks are settling (``observe.settling``)
@@ -269,3 +283,27 @@ class Reconciler:
             self.reconcile(deployment_id)
         except Exception:
             log.exception("looking again at %s failed", deployment_id)
+
+
+class KeyedLocks:
+    """A lock per key, kept only while someone holds or waits for it (deployments come and go)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}  # key → its lock, and how many hold or wait
+
+    @contextmanager
+    def held(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(key) or (threading.Lock(), 0)
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                users = self._locks[key][1] - 1
+                if users:
+                    self._locks[key] = (lock, users)
+                else:
+                    del self._locks[key]
