@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import socket
 import threading
+from collections.abc import Callable
 from contextlib import suppress
+from functools import partial
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 WAIT = 30.0  # seconds a held request or answer waits at most for the test (a test that failed lets go)
@@ -61,31 +63,33 @@ class EngineProxy:
             engine.connect(self._engine_socket)
             self._sockets += [client, engine]
             holding = threading.Event()  # this connection's next answer is the held one
-            threading.Thread(target=self._requests, args=(client, engine, holding), daemon=True).start()
-            threading.Thread(target=self._answers, args=(engine, client, holding), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(client, engine, partial(self._asked, holding)),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(engine, client, partial(self._answered, holding)),
+                             daemon=True).start()
 
-    def _requests(self, client: socket.socket, engine: socket.socket, holding: threading.Event) -> None:
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket, before: Callable[[bytes], None]) -> None:
+        """Relay ``source`` to ``sink``, each chunk once ``before`` it has returned."""
         with suppress(OSError):
-            while data := client.recv(65536):
-                with self._guard:
-                    chosen = self._pattern is not None and bool(self._pattern.match(data.split(b"\r\n", 1)[0]))
-                    if chosen:
-                        self._pattern = None
-                if chosen:
-                    holding.set()
-                    self.held.set()
-                    self._request_gate.wait(WAIT)
-                engine.sendall(data)
+            while data := source.recv(65536):
+                before(data)
+                sink.sendall(data)
         with suppress(OSError):
-            engine.shutdown(socket.SHUT_WR)
+            sink.shutdown(socket.SHUT_WR)
 
-    def _answers(self, engine: socket.socket, client: socket.socket, holding: threading.Event) -> None:
-        with suppress(OSError):
-            while data := engine.recv(65536):
-                if holding.is_set():
-                    holding.clear()
-                    self.answered.set()
-                    self._answer_gate.wait(WAIT)
-                client.sendall(data)
-        with suppress(OSError):
-            client.shutdown(socket.SHUT_WR)
+    def _asked(self, holding: threading.Event, data: bytes) -> None:
+        with self._guard:
+            chosen = self._pattern is not None and bool(self._pattern.match(data.split(b"\r\n", 1)[0]))
+            if chosen:
+                self._pattern = None
+        if chosen:
+            holding.set()
+            self.held.set()
+            self._request_gate.wait(WAIT)
+
+    def _answered(self, holding: threading.Event, data: bytes) -> None:
+        if holding.is_set():
+            holding.clear()
+            self.answered.set()
+            self._answer_gate.wait(WAIT)
