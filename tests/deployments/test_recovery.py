@@ -59,55 +59,61 @@ def test_a_container_removed_behind_dockyards_back_turns_the_deployment_to_error
     api.delete(dep_id)
 
 
-def test_a_container_being_removed_is_gone_already(tmp_path, images, docker_client):
-    """`docker rm -f` kills the container, and it has exited for a moment before the engine has removed it
-    (the engine says "removing"): it is gone from then on. Each deployment goes from STARTED to ERROR once,
-    saying the container is gone, never first by its exit code, whatever moment its engine's events are
-    looked at; every version of the deployment the store commits is read from its change journal."""
+@pytest.fixture
+def quiet_server(tmp_path):
+    """A server in this process, so that a test reaches its reconciler and its store's change journal, with
+    no sweep after the one at start-up (only the engine's events, and the test, look at deployments); and
+    its admin."""
     with in_process(f"sqlite:///{tmp_path / 'store.db'}", str(tmp_path), background=True,
                     sweep_interval=3600) as (runtime, endpoint):
         admin = Api(endpoint=endpoint, insecure=True, persist_cookie=False)
         admin.login_password("admin", INPROCESS_ADMIN_PASSWORD)
-        module_id = component(admin, images["app"])
-        deps = [deploy(admin, module_id) for _ in range(4)]
-        for dep_id in deps:
-            start(admin, dep_id)
-        for dep_id in deps:
-            wait_state(admin, dep_id, "STARTED")
-        journal: list[list[tuple[str, str, dict]]] = []
-        runtime.services.store.observers.append(journal.append)
-        for dep_id in deps:
-            the_container(docker_client, dep_id).remove(force=True)
-        for dep_id in deps:
-            wait_state(admin, dep_id, "ERROR", timeout=10)
-        time.sleep(0.5)  # a later version (the destroy event's look) would be in the journal by now
-        runtime.services.store.observers.remove(journal.append)
-        for dep_id in deps:
-            versions = [(doc["state"], doc.get("status-message"), doc["task"]["state"])
-                        for tx in journal for _, rid, doc in tx if rid == dep_id]
-            assert versions == [("ERROR", GONE, "missing")], (dep_id, versions)
-        for dep_id in deps:
-            admin.operation(admin.get(dep_id), "stop")
-        for dep_id in deps:
-            wait_state(admin, dep_id, "STOPPED")
-            admin.delete(dep_id)
+        yield runtime, admin
 
 
-def test_a_look_answered_late_does_not_overwrite_a_later_one(tmp_path, images, docker_client):
+def test_a_container_being_removed_is_gone_already(quiet_server, images, docker_client):
+    """`docker rm -f` kills the container, and it has exited for a moment before the engine has removed it
+    (the engine says "removing"): it is gone from then on. Each deployment goes from STARTED to ERROR once,
+    saying the container is gone, never first by its exit code, whatever moment its engine's events are
+    looked at; every version of the deployment the store commits is read from its change journal."""
+    runtime, admin = quiet_server
+    module_id = component(admin, images["app"])
+    deps = [deploy(admin, module_id) for _ in range(4)]
+    for dep_id in deps:
+        start(admin, dep_id)
+    for dep_id in deps:
+        wait_state(admin, dep_id, "STARTED")
+    journal: list[list[tuple[str, str, dict]]] = []
+    runtime.services.store.observers.append(journal.append)
+    for dep_id in deps:
+        the_container(docker_client, dep_id).remove(force=True)
+    for dep_id in deps:
+        wait_state(admin, dep_id, "ERROR", timeout=10)
+    time.sleep(0.5)  # a later version (the destroy event's look) would be in the journal by now
+    runtime.services.store.observers.remove(journal.append)
+    for dep_id in deps:
+        versions = [(doc["state"], doc.get("status-message"), doc["task"]["state"])
+                    for tx in journal for _, rid, doc in tx if rid == dep_id]
+        assert versions == [("ERROR", GONE, "missing")], (dep_id, versions)
+    for dep_id in deps:
+        admin.operation(admin.get(dep_id), "stop")
+    for dep_id in deps:
+        wait_state(admin, dep_id, "STOPPED")
+        admin.delete(dep_id)
+
+
+def test_a_look_answered_late_does_not_overwrite_a_later_one(quiet_server, tmp_path, images, docker_client):
     """Two looks at one deployment at once: the sweep asks the engine while the container runs, it is killed
     and started again before the engine's answer (exited) arrives, and meanwhile the engine's events are
     looked at. The late answer must not leave the deployment in ERROR while its container runs: looks at one
     deployment follow one another, so the events' looks come after it and see the container running. The
     engine is reached through a proxy that holds the sweep's question and then its answer."""
+    runtime, admin = quiet_server
+    reconciler = next(part for part in runtime.background if isinstance(part, Reconciler))
     proxy = EngineProxy(str(tmp_path / "engine.sock"))
     pems = make_tls_pems()
     try:
-        with tls_engine(pems, engine_socket=proxy.path) as engine, \
-                in_process(f"sqlite:///{tmp_path / 'store.db'}", str(tmp_path), background=True,
-                           sweep_interval=3600) as (runtime, endpoint):
-            reconciler = next(part for part in runtime.background if isinstance(part, Reconciler))
-            admin = Api(endpoint=endpoint, insecure=True, persist_cookie=False)
-            admin.login_password("admin", INPROCESS_ADMIN_PASSWORD)
+        with tls_engine(pems, engine_socket=proxy.path) as engine:
             infra = admin.add("infrastructure-service", {"template": {
                 "href": "infrastructure-service-template/generic", "subtype": "swarm", "endpoint": engine},
                 "name": "the local engine, through a proxy"}).data["resource-id"]
