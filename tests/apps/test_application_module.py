@@ -137,7 +137,8 @@ def test_an_orphaned_project_is_removed_by_the_sweep(tmp_path, app_image_tags, d
     server = start_server(tmp_path / "orphan")
     try:
         deadline = time.monotonic() + 30
-        while docker_client.containers.list(all=True, filters=label) or docker_client.networks.list(filters=label):
+        while (docker_client.containers.list(all=True, filters=label, ignore_removed=True)
+               or docker_client.networks.list(filters=label)):
             assert time.monotonic() < deadline, "the orphaned project outlived the sweep"
             time.sleep(0.2)
     finally:

@@ -228,7 +228,7 @@ def remove_engine_objects(client: Any, deployment_ids: set[str]) -> None:
 
     for dep_id in deployment_ids:
         label = f"dockyard.deployment-id={dep_id}"
-        for container in client.containers.list(all=True, filters={"label": label}):
+        for container in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 container.remove(force=True, v=True)
         for volume in client.volumes.list(filters={"label": label}):

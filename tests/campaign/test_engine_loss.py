@@ -125,7 +125,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     def containers(self, dep_id: str | None = None) -> list:
         with contextlib.closing(self.client()) as client:
             filters = {"label": f"{LABEL}={dep_id}" if dep_id else LABEL}
-            return client.containers.list(all=True, filters=filters)
+            return client.containers.list(all=True, filters=filters, ignore_removed=True)
 
     def log_tail(self) -> str:
         return (self.root / "dockerd.log").read_bytes()[-3000:].decode("utf-8", errors="replace")

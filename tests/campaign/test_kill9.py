@@ -251,7 +251,7 @@ def leaks(c: Campaign) -> list[str]:
     for dep_id in sorted(c.every):
         state = state_of(c.user, dep_id)
         label = f"dockyard.deployment-id={dep_id}"
-        containers = c.docker.containers.list(all=True, filters={"label": label})
+        containers = c.docker.containers.list(all=True, filters={"label": label}, ignore_removed=True)
         volumes = c.docker.volumes.list(filters={"label": label})
         keys = ok(c.admin.search("credential", filter=f"parent='{dep_id}'"))["resources"]
         name = f"{dep_id} ({state or 'gone'})"

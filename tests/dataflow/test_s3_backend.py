@@ -101,8 +101,8 @@ def test_force_deleting_a_started_deployment_removes_its_staged_data(sqlite_serv
     api.operation(api.get(dep_id), "force-delete")
     label = {"label": f"dockyard.deployment-id={dep_id}"}
     deadline = time.monotonic() + 30
-    while (os.path.exists(staged) or docker_client.containers.list(all=True, filters=label)) \
+    while (os.path.exists(staged) or docker_client.containers.list(all=True, filters=label, ignore_removed=True)) \
             and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not os.path.exists(staged), "the deleted deployment's staged data outlived it"
-    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.containers.list(all=True, filters=label, ignore_removed=True) == []

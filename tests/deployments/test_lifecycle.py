@@ -87,7 +87,8 @@ def test_delete_is_refused_while_started_and_force_delete_leaves_nothing(sqlite_
     assert "cannot be called" in err.value.reason
     api.operation(api.get(dep_id), "force-delete")
     deadline = time.monotonic() + 20
-    while docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"}):
+    while docker_client.containers.list(all=True, filters={"label": f"dockyard.deployment-id={dep_id}"},
+                                        ignore_removed=True):
         assert time.monotonic() < deadline, "force-delete left the container behind"
         time.sleep(0.1)
     assert api.search("deployment-parameter", filter=f"parent='{dep_id}'").count == 0

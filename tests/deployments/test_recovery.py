@@ -26,7 +26,9 @@ GONE = "the container is gone (removed outside Dockyard)"
 
 
 def containers(docker_client, dep_id: str, all_: bool = True) -> list:
-    return docker_client.containers.list(all=all_, filters={"label": f"dockyard.deployment-id={dep_id}"})
+    # a container removed between the engine's list and the SDK's look at each is not listed (no 404)
+    return docker_client.containers.list(all=all_, filters={"label": f"dockyard.deployment-id={dep_id}"},
+                                         ignore_removed=True)
 
 
 def the_container(docker_client, dep_id: str):
