@@ -4,10 +4,15 @@ seconds of the holder's SIGKILL (its session ends, PostgreSQL releases its advis
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from contextlib import suppress
+
+import sqlalchemy as sa
 
 from dockyard.jobs.election import RETRY, Election
 from dockyard.store.db import Store
@@ -42,6 +47,64 @@ def test_one_holder_per_role_and_release_on_close(pg_url):
         b.close()
 
 
+class LateGoodbyes:
+    """PostgreSQL behind a loopback relay that delays each client's Terminate message by ``delay`` seconds:
+    the backend of a closed connection then exits, and releases its session's locks, that much later, as a
+    busy database server's does (the client has long moved on)."""
+
+    TERMINATE = b"X\x00\x00\x00\x04"
+
+    def __init__(self, url: str, delay: float = 3.0) -> None:
+        target = sa.engine.make_url(url)
+        self._server = (target.host or "127.0.0.1", target.port or 5432)
+        self._delay = delay
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = target.set(host="127.0.0.1", port=self._listener.getsockname()[1]).render_as_string(
+            hide_password=False)
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        with suppress(OSError):
+            self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._server)
+            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, asking: bool) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                if asking and data.startswith(self.TERMINATE):
+                    time.sleep(self._delay)
+                sink.sendall(data)
+        with suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+
+def test_a_clean_stop_frees_its_roles_before_it_returns(pg_url):
+    """A closed connection's backend releases its advisory locks only as it exits, after the client has moved
+    on (CI once saw the role still held right after close). Close releases them first, so the role is free
+    the moment close returns, however late the old backend goes."""
+    relay = LateGoodbyes(pg_url)
+    role = f"engine:credential/{uuid.uuid4().hex[:8]}"
+    leaving, staying = Election(Store(relay.url)), Election(Store(pg_url))
+    try:
+        assert leaving.holds(role)
+        assert not staying.holds(role)
+        leaving.close()
+        assert staying.holds(role)
+    finally:
+        leaving.close()
+        staying.close()
+        relay.close()
+
+
 def test_a_killed_holder_is_taken_over_within_a_retry(pg_url):
     holder = subprocess.Popen([sys.executable, "-c", HOLDER, pg_url], stdout=subprocess.PIPE, text=True)
     mine = Election(Store(pg_url))
@@ -66,8 +129,6 @@ def test_a_session_ended_under_the_holder_loses_its_roles(pg_url):
     it now, so this process stops acting on it and competes again with a new session. The role's name is this
     test's own: the session's database is shared with servers other tests start, whose processes hold the
     installation's roles ("readiness") while they run (one did, once, when this test took "readiness")."""
-    import sqlalchemy as sa
-
     role = f"readiness-{uuid.uuid4().hex[:8]}"
     a, b = Election(Store(pg_url)), Election(Store(pg_url))
     try:

@@ -90,9 +90,19 @@ class Election:
                 self._drop(exc)
 
     def close(self) -> None:
-        """Give every role up (a clean stop: the others take over at their next try)."""
+        """Give every role up (a clean stop: the others take over at their next try).
+
+        The locks are released by a statement before the connection closes: a closed connection's
+        backend releases its locks only as it exits, after the client has moved on, so another
+        process's try right after a clean stop could still find them held.
+        """
         with self._lock:
             self._closed = True
+            if self._held and self._conn is not None:
+                try:
+                    self._conn.execute("SELECT pg_advisory_unlock_all()")
+                except Exception:  # the session is gone, and its locks with it
+                    pass
             self._held.clear()
             self._close_connection()
 
