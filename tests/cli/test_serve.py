@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -10,11 +11,24 @@ import sys
 import time
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from dockyard.cli.main import app
 
 from ..conftest import free_port
+
+
+@pytest.fixture(autouse=True)
+def root_logger_put_back():
+    """`serve` run in this process (CliRunner) sends the root logger to the runner's own stderr, which closes
+    when the command returns: any later log call in this test process, from another test's server, would
+    write to a closed stream ("--- Logging error ---" in a suite's output). The root logger is put back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def run_serve(data_dir, *args, env_extra=None):
