@@ -508,7 +508,8 @@ def test_a_lost_listening_connection_ends_the_streams_that_may_have_missed_chang
         # the database ends the listening session, as a restart or a cut connection would
         with server.services.store.engine.connect() as conn:
             ended = conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+                # waits until the backend is gone, so no change after it can reach it
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND query = 'LISTEN dockyard_changes'")).scalars().all()
         assert ended == [True]
         unheard = alice.new_doc(name="while nobody listened")

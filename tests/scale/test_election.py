@@ -136,7 +136,7 @@ def test_a_session_ended_under_the_holder_loses_its_roles(pg_url):
         pid = a._conn.info.backend_pid
         admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            conn.execute(sa.text("SELECT pg_terminate_backend(:p, 10000)"), {"p": pid})  # returns once it is gone
         admin.dispose()
         assert b.holds(role)
         assert not a.holds(role)  # the dead session found, a new one does not win
