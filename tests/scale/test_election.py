@@ -7,15 +7,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from contextlib import suppress
+from functools import partial
 
 import sqlalchemy as sa
 
 from dockyard.jobs.election import RETRY, Election
 from dockyard.store.db import Store
+
+from ..support.relay import Hook, Relay
 
 HOLDER = """
 import sys, time
@@ -47,7 +48,7 @@ def test_one_holder_per_role_and_release_on_close(pg_url):
         b.close()
 
 
-class LateGoodbyes:
+class LateGoodbyes(Relay):
     """PostgreSQL behind a loopback relay that delays each client's Terminate message by ``delay`` seconds:
     the backend of a closed connection then exits, and releases its session's locks, that much later, as a
     busy database server's does (the client has long moved on)."""
@@ -56,35 +57,19 @@ class LateGoodbyes:
 
     def __init__(self, url: str, delay: float = 3.0) -> None:
         target = sa.engine.make_url(url)
-        self._server = (target.host or "127.0.0.1", target.port or 5432)
+        server = (target.host or "127.0.0.1", target.port or 5432)
         self._delay = delay
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.url = target.set(host="127.0.0.1", port=self._listener.getsockname()[1]).render_as_string(
+        listener = socket.create_server(("127.0.0.1", 0))
+        self.url = target.set(host="127.0.0.1", port=listener.getsockname()[1]).render_as_string(
             hide_password=False)
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(listener, partial(socket.create_connection, server))
 
-    def close(self) -> None:
-        with suppress(OSError):
-            self._listener.close()
+    def hooks(self) -> tuple[Hook, Hook]:
+        return self._asked, lambda data: None
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self._server)
-            threading.Thread(target=self._pipe, args=(client, server, True), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(server, client, False), daemon=True).start()
-
-    def _pipe(self, source: socket.socket, sink: socket.socket, asking: bool) -> None:
-        with suppress(OSError):
-            while data := source.recv(65536):
-                if asking and data.startswith(self.TERMINATE):
-                    time.sleep(self._delay)
-                sink.sendall(data)
-        with suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+    def _asked(self, data: bytes) -> None:
+        if data.startswith(self.TERMINATE):
+            time.sleep(self._delay)
 
 
 def test_a_clean_stop_frees_its_roles_before_it_returns(pg_url):

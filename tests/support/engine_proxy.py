@@ -9,29 +9,37 @@ from __future__ import annotations
 import re
 import socket
 import threading
-from collections.abc import Callable
-from contextlib import suppress
 from functools import partial
+
+from .relay import Hook, Relay
 
 ENGINE_SOCKET = "/var/run/docker.sock"
 WAIT = 30.0  # seconds a held request or answer waits at most for the test (a test that failed lets go)
 
 
-class EngineProxy:
+def _unix_listener(path: str) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()
+    return listener
+
+
+def _unix_connection(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(path)
+    return sock
+
+
+class EngineProxy(Relay):
     def __init__(self, path: str, engine_socket: str = ENGINE_SOCKET) -> None:
         self.path = path
-        self._engine_socket = engine_socket
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(path)
-        self._listener.listen()
         self._guard = threading.Lock()
         self._pattern: re.Pattern[bytes] | None = None
         self.held = threading.Event()  # the request is held, the engine has not seen it
         self.answered = threading.Event()  # the engine has answered it, the answer is held
         self._request_gate = threading.Event()
         self._answer_gate = threading.Event()
-        self._sockets: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__(_unix_listener(path), partial(_unix_connection, engine_socket))
 
     def hold_next(self, request_line: bytes) -> None:
         """Hold the next request whose request line (``GET /v1.41/containers/…/json HTTP/1.1``) matches."""
@@ -49,34 +57,11 @@ class EngineProxy:
     def close(self) -> None:
         self._request_gate.set()
         self._answer_gate.set()
-        for sock in [self._listener, *self._sockets]:
-            with suppress(OSError):
-                sock.close()
+        super().close()
 
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            engine.connect(self._engine_socket)
-            self._sockets += [client, engine]
-            holding = threading.Event()  # this connection's next answer is the held one
-            threading.Thread(target=self._pipe, args=(client, engine, partial(self._asked, holding)),
-                             daemon=True).start()
-            threading.Thread(target=self._pipe, args=(engine, client, partial(self._answered, holding)),
-                             daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket, before: Callable[[bytes], None]) -> None:
-        """Relay ``source`` to ``sink``, each chunk once ``before`` it has returned."""
-        with suppress(OSError):
-            while data := source.recv(65536):
-                before(data)
-                sink.sendall(data)
-        with suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
+    def hooks(self) -> tuple[Hook, Hook]:
+        holding = threading.Event()  # this connection's next answer is the held one
+        return partial(self._asked, holding), partial(self._answered, holding)
 
     def _asked(self, holding: threading.Event, data: bytes) -> None:
         with self._guard:
