@@ -1,8 +1,9 @@
-"""The local Docker engine behind another unix socket that relays every byte both ways and can hold one request: the next one whose request line matches a pattern is held before the engine
-sees it until :meth:`EngineProxy.let_through`, and the engine's answer to it is held until
-:meth:`EngineProxy.answer`. A test decides so what the engine has become between a look's question and
-its answer, and when the answer arrives: the slow engine of a loaded or distant host, at chosen moments.
-Put behind ``tls_engine`` (``engine_socket=proxy.path``), it is a remote engine as Dockyard reaches one."""
+"""The local Docker engine behind another unix socket that relays every byte both ways and can hold one
+request: the next one whose request line matches a pattern is held before the engine sees it until
+:meth:`EngineProxy.let_through`, and the engine's answer to it is held until :meth:`EngineProxy.answer`.
+A test decides so what the engine has become between a look's question and its answer, and when the answer
+arrives: the slow engine of a loaded or distant host, at chosen moments. Put behind ``tls_engine``
+(``engine_socket=proxy.path``), it is a remote engine as Dockyard reaches one."""
 
 from __future__ import annotations
 
