@@ -193,6 +193,70 @@ def test_a_worker_that_loses_its_lease_stops_writing(services):
     assert doc["state"] == "RUNNING"  # the old worker did not write an outcome
 
 
+GATE = threading.Event()
+
+
+@action("test_gated")
+def _gated(ctx):
+    with RUNS_LOCK:
+        RUNS[ctx.job["id"]] = RUNS.get(ctx.job["id"], 0) + 1
+    GATE.wait(10)
+    return f"attempt {ctx.attempt}, still the job's: {ctx.holds()}"
+
+
+def test_a_pool_does_not_claim_again_a_job_it_still_runs(services):
+    """A stall longer than the lease (a loaded host) lets a job's lease pass while its pool still runs it. The
+    pool's own next claim must not take it again: two attempts ran side by side in one pool, the renewal
+    followed only the newer, and the older one, finding its deployment STARTED by the newer, removed the
+    newer's container (CI's burst test saw that deployment end in ERROR "gone")."""
+    GATE.clear()
+    pool = WorkerPool(services, threads=1, max_threads=4, lease=3.0, poll=0.05)
+    pool.start()
+    try:
+        job_id = queue_job(services, "test_gated")
+        deadline = time.monotonic() + 5
+        while RUNS.get(job_id) != 1:
+            assert time.monotonic() < deadline, read(services, job_id)["state"]
+            time.sleep(0.01)
+        with services.store.write() as tx:  # the lease passes while the job runs, as in a long stall
+            tx.conn.exec_driver_sql("UPDATE job_queue SET lease_until = 0")
+        for _ in range(5):  # the claimer looks at the queue each time it is woken (and each poll)
+            pool.wake()
+            time.sleep(0.1)
+        assert RUNS[job_id] == 1
+        GATE.set()
+        doc = wait_final(services, job_id)
+    finally:
+        GATE.set()
+        pool.stop()
+    assert (doc["state"], doc["attempts"], doc["status-message"]) == ("SUCCESS", 1, "attempt 1, still the job's: True")
+
+
+def test_an_attempt_whose_lease_another_took_knows_it_when_it_asks(services, caplog):
+    """The pool hears of a lost lease only at its next renewal (every third of a lease); an attempt about to
+    undo what it did asks the queue itself (ctx.holds), so as not to undo what the newer attempt did."""
+    GATE.clear()
+    pool = WorkerPool(services, threads=1, lease=30.0, poll=0.05)
+    pool.start()
+    try:
+        job_id = queue_job(services, "test_gated")
+        deadline = time.monotonic() + 5
+        while RUNS.get(job_id) != 1:
+            assert time.monotonic() < deadline, read(services, job_id)["state"]
+            time.sleep(0.01)
+        with services.store.write() as tx:  # another worker's claim of it: attempt 2
+            tx.conn.exec_driver_sql("UPDATE job_queue SET worker = 'other', attempts = attempts + 1")
+        with caplog.at_level(logging.INFO, logger="dockyard.jobs"):
+            GATE.set()
+            time.sleep(0.5)  # the attempt ends; its outcome is the other worker's to store
+        doc = read(services, job_id)
+    finally:
+        GATE.set()
+        pool.stop()
+    assert doc["state"] == "RUNNING"  # not this attempt's SUCCESS: the renewal (every 10 s) had not told it
+    assert f"job {job_id} lost its lease: another worker runs it" in caplog.messages
+
+
 def test_cancel_ends_a_queued_job_and_edits_are_refused_after(services):
     job_id = queue_job(services, "test_count")
     ctx = Ctx(services, INTERNAL)

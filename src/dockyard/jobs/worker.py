@@ -63,6 +63,7 @@ class WorkerPool:
         self._room = threading.Condition(mutex)
         self._work = threading.Condition(mutex)
         self._ready: collections.deque[Claimed] = collections.deque()
+        self._claimed: set[str] = set()  # the ids of the jobs in _ready and of those runners run
         self._alive = 0
         self._busy = 0
         self._named = 0
@@ -138,7 +139,7 @@ class WorkerPool:
         """Up to ``n`` jobs in one transaction: each stored RUNNING in the commit that takes it."""
         claimed: list[Claimed] = []
         with self.services.store.write() as tx:
-            taken = queue.claim_many(tx, self.id, time.time(), self.lease, n)
+            taken = queue.claim_many(tx, self.id, time.time(), self.lease, n, running=self._held())
             found = queue.lock_jobs(tx, [job_id for job_id, _ in taken])  # one read for the batch, then writes
             for job_id, attempt in taken:
                 job = found.get(job_id)
@@ -154,6 +155,11 @@ class WorkerPool:
                                               "attempt": attempt})
         return claimed
 
+    def _held(self) -> set[str]:
+        """The jobs this pool has claimed and not ended: waiting for a runner, or running."""
+        with self._room:
+            return set(self._claimed)
+
     # -- running -----------------------------------------------------------------------------------
 
     def _hand_out(self, claimed: list[Claimed]) -> None:
@@ -162,6 +168,7 @@ class WorkerPool:
         names = []
         with self._room:
             self._ready.extend(claimed)
+            self._claimed.update(job["id"] for job, _ in claimed)
             while self._alive - self._busy < len(self._ready):  # a runner for each waiting job
                 names.append(self._add_runner())
             self._work.notify(len(claimed))
@@ -196,6 +203,7 @@ class WorkerPool:
             finally:
                 with self._room:
                     self._busy -= 1
+                    self._claimed.discard(job["id"])
                     self._room.notify()  # the claimer may wait for room
 
     def _run(self, job: dict[str, Any], attempt: int) -> None:

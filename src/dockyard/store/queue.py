@@ -39,16 +39,34 @@ def claim(tx: "Tx", worker: str, now: float, lease: float) -> tuple[str, int] | 
     return taken[0] if taken else None
 
 
-def claim_many(tx: "Tx", worker: str, now: float, lease: float, n: int) -> list[tuple[str, int]]:
+def claim_many(tx: "Tx", worker: str, now: float, lease: float, n: int,
+               running: Collection[str] = ()) -> list[tuple[str, int]]:
     """Take up to ``n`` of the most urgent claimable jobs in one statement, most urgent first: (job id, attempt
-    number) each. On PostgreSQL rows another claimer holds are skipped, not waited for."""
-    params = {"now": now, "until": now + lease, "w": worker, "n": n}
+    number) each. On PostgreSQL rows another claimer holds are skipped, not waited for. ``running``: the jobs
+    the claimer still runs, never taken again by it even when their lease has passed (a stall longer than the
+    lease): its renewal extends them at its next turn, unless another worker took them first."""
+    params: dict[str, Any] = {"now": now, "until": now + lease, "w": worker, "n": n}
+    mine = ""
+    if running:
+        mine = " AND job_id NOT IN :running"
+        params["running"] = list(running)
     lock = " FOR UPDATE SKIP LOCKED" if tx.dialect == "postgresql" else ""
-    rows = tx.conn.execute(sa.text(
+    stmt = sa.text(
         "UPDATE job_queue SET state = 'RUNNING', worker = :w, lease_until = :until, attempts = attempts + 1 "
-        f"WHERE job_id IN (SELECT job_id FROM job_queue WHERE {_CLAIMABLE} {_FIRST}{lock}) "
-        "RETURNING job_id, attempts, priority, created"), params).all()
+        f"WHERE job_id IN (SELECT job_id FROM job_queue WHERE ({_CLAIMABLE}){mine} {_FIRST}{lock}) "
+        "RETURNING job_id, attempts, priority, created")
+    if running:
+        stmt = stmt.bindparams(sa.bindparam("running", expanding=True))
+    rows = tx.conn.execute(stmt, params).all()
     return [(row[0], row[1]) for row in sorted(rows, key=lambda r: (r[2], r[3]))]
+
+
+def attempt_of(tx: "Tx", job_id: str) -> int | None:
+    """The number of the attempt that holds ``job_id`` now (None when no worker runs it): an older attempt,
+    whose lease passed to another, must not act for the job any more."""
+    row = tx.conn.execute(sa.text("SELECT attempts FROM job_queue WHERE job_id = :id AND state = 'RUNNING'"),
+                          {"id": job_id}).first()
+    return None if row is None else int(row[0])
 
 
 def lock_jobs(tx: "Tx", job_ids: Collection[str]) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from ...core.time import now_ts
 from ...deploy import Failed
 from ...resources import job as jobs
 from ...resources.base import Services
+from ...store import queue
 from ...store.db import Tx
 
 
@@ -34,6 +35,21 @@ class JobContext:
         self.lost = threading.Event()
         # the job as stored once an action has ended it itself, in its outcome's transaction (``end_in``)
         self.ended: dict[str, Any] | None = None
+
+    def holds(self) -> bool:
+        """Whether this attempt still holds its job, asked of the queue now: the pool learns of a lost lease only
+        at its next renewal, and an attempt whose lease passed to another (a stall longer than the lease) must
+        not undo what the newer attempt did. Sets ``lost`` when not. A queue that cannot be read tells nothing
+        new: the answer is then what the last renewal said."""
+        if not self.lost.is_set():
+            try:
+                with self.services.store.read() as tx:
+                    current = queue.attempt_of(tx, self.job["id"])
+            except Exception:
+                return True
+            if current != self.attempt:
+                self.lost.set()
+        return not self.lost.is_set()
 
     @property
     def target(self) -> str:

@@ -89,7 +89,7 @@ def _run(ctx: JobContext, verb: str, from_states: frozenset[str]) -> str:
 def _undo_start(ctx: JobContext, dep: dict[str, Any]) -> None:
     """Remove the container and the staged data a failed start may have left (unless another worker runs the
     job now: they are its own). Cleanup must not hide the failure that called it: its own is only logged."""
-    if ctx.lost.is_set():
+    if not ctx.holds():
         return
     data_mounts.discard(ctx.services, dep)
     try:
@@ -139,6 +139,8 @@ def _deploy(ctx: JobContext, target: Target, verb: str, from_states: frozenset[s
     stored = lifecycle.set_fields(ctx.services, dep["id"], only_in=from_states, state=lifecycle.STARTED,
                                   status_message=message, phases=phases, task=task, also=outcome)
     if stored is None:  # stopped or deleted meanwhile: undo, so nothing is leaked
+        if not ctx.holds():  # or started by a newer attempt of this job: what runs is that attempt's
+            return "lease lost"
         driver.destroy(dep["id"])
         data_mounts.discard_if_idle(ctx.services, dep["id"])  # the stop may have discarded before this staged
         return f"{dep['id']} changed while starting; its container was removed"
