@@ -246,15 +246,18 @@ def test_an_attempt_whose_lease_another_took_knows_it_when_it_asks(services, cap
             time.sleep(0.01)
         with services.store.write() as tx:  # another worker's claim of it: attempt 2
             tx.conn.exec_driver_sql("UPDATE job_queue SET worker = 'other', attempts = attempts + 1")
+        lost = f"job {job_id} lost its lease: another worker runs it"
         with caplog.at_level(logging.INFO, logger="dockyard.jobs"):
-            GATE.set()
-            time.sleep(0.5)  # the attempt ends; its outcome is the other worker's to store
+            GATE.set()  # the attempt ends; its outcome is the other worker's to store
+            deadline = time.monotonic() + 10
+            while lost not in caplog.messages:
+                assert time.monotonic() < deadline, caplog.messages
+                time.sleep(0.01)
         doc = read(services, job_id)
     finally:
         GATE.set()
         pool.stop()
     assert doc["state"] == "RUNNING"  # not this attempt's SUCCESS: the renewal (every 10 s) had not told it
-    assert f"job {job_id} lost its lease: another worker runs it" in caplog.messages
 
 
 def test_cancel_ends_a_queued_job_and_edits_are_refused_after(services):
