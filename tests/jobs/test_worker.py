@@ -204,20 +204,28 @@ def _gated(ctx):
     return f"attempt {ctx.attempt}, still the job's: {ctx.holds()}"
 
 
+def gated_job_running(services, **pool_options):
+    """A started pool and the id of a test_gated job it runs now, held at the gate until the test sets it."""
+    GATE.clear()
+    pool = WorkerPool(services, **pool_options)
+    pool.start()
+    job_id = queue_job(services, "test_gated")
+    deadline = time.monotonic() + 5
+    while RUNS.get(job_id) != 1:
+        if time.monotonic() >= deadline:
+            pool.stop(timeout=0.1)
+            raise AssertionError(f"the gated job did not start: {read(services, job_id)['state']}")
+        time.sleep(0.01)
+    return pool, job_id
+
+
 def test_a_pool_does_not_claim_again_a_job_it_still_runs(services):
     """A stall longer than the lease (a loaded host) lets a job's lease pass while its pool still runs it. The
     pool's own next claim must not take it again: two attempts ran side by side in one pool, the renewal
     followed only the newer, and the older one, finding its deployment STARTED by the newer, removed the
     newer's container (CI's burst test saw that deployment end in ERROR "gone")."""
-    GATE.clear()
-    pool = WorkerPool(services, threads=1, max_threads=4, lease=3.0, poll=0.05)
-    pool.start()
+    pool, job_id = gated_job_running(services, threads=1, max_threads=4, lease=3.0, poll=0.05)
     try:
-        job_id = queue_job(services, "test_gated")
-        deadline = time.monotonic() + 5
-        while RUNS.get(job_id) != 1:
-            assert time.monotonic() < deadline, read(services, job_id)["state"]
-            time.sleep(0.01)
         with services.store.write() as tx:  # the lease passes while the job runs, as in a long stall
             tx.conn.exec_driver_sql("UPDATE job_queue SET lease_until = 0")
         for _ in range(5):  # the claimer looks at the queue each time it is woken (and each poll)
@@ -235,15 +243,8 @@ def test_a_pool_does_not_claim_again_a_job_it_still_runs(services):
 def test_an_attempt_whose_lease_another_took_knows_it_when_it_asks(services, caplog):
     """The pool hears of a lost lease only at its next renewal (every third of a lease); an attempt about to
     undo what it did asks the queue itself (ctx.holds), so as not to undo what the newer attempt did."""
-    GATE.clear()
-    pool = WorkerPool(services, threads=1, lease=30.0, poll=0.05)
-    pool.start()
+    pool, job_id = gated_job_running(services, threads=1, lease=30.0, poll=0.05)
     try:
-        job_id = queue_job(services, "test_gated")
-        deadline = time.monotonic() + 5
-        while RUNS.get(job_id) != 1:
-            assert time.monotonic() < deadline, read(services, job_id)["state"]
-            time.sleep(0.01)
         with services.store.write() as tx:  # another worker's claim of it: attempt 2
             tx.conn.exec_driver_sql("UPDATE job_queue SET worker = 'other', attempts = attempts + 1")
         lost = f"job {job_id} lost its lease: another worker runs it"
