@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from dockyard.jobs.election import RETRY, Election
 from dockyard.store.db import Store
 
-from ..support.relay import Hook, Relay
+from ..support.relay import Hook, Relay, pass_on
 
 HOLDER = """
 import sys, time
@@ -65,7 +65,7 @@ class LateGoodbyes(Relay):
         super().__init__(listener, partial(socket.create_connection, server))
 
     def hooks(self) -> tuple[Hook, Hook]:
-        return self._asked, lambda data: None
+        return self._asked, pass_on
 
     def _asked(self, data: bytes) -> None:
         if data.startswith(self.TERMINATE):

@@ -93,11 +93,5 @@ def finish(tx: "Tx", job_id: str) -> None:
     tx.conn.execute(sa.text("DELETE FROM job_queue WHERE job_id = :id"), {"id": job_id})
 
 
-def holder(tx: "Tx", job_id: str) -> str | None:
-    row = tx.conn.execute(sa.text("SELECT worker FROM job_queue WHERE job_id = :id AND state = 'RUNNING'"),
-                          {"id": job_id}).first()
-    return None if row is None else row[0]
-
-
 def pending(tx: "Tx") -> int:
     return tx.conn.execute(sa.text("SELECT count(*) FROM job_queue")).scalar_one()
