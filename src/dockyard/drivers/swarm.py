@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -70,6 +70,8 @@ UPDATE_MONITOR = 3.0  # seconds an updated task is watched; one that fails withi
 STOP_GRACE = 10.0  # Swarm's default grace period of a stopping task, counted in an update's deadline
 HELPER_TIMEOUT = 60.0  # seconds the volume-removing job may take on the nodes
 LOG_POLL = 1.0  # seconds between two reads of a followed service log (the API's follow cannot be closed)
+VERSION_TRIES = 5  # a change the swarm refuses as made from a stale version of the service is sent this often
+OUT_OF_SEQUENCE = "update out of sequence"  # the manager's word for that refusal
 
 _TASK_STATES = {"running": RUNNING, "complete": EXITED, "shutdown": EXITED, "failed": EXITED,
                 "rejected": EXITED, "remove": EXITED, "orphaned": EXITED}  # the rest (new … starting): CREATED
@@ -147,17 +149,24 @@ class SwarmDriver(DockerDriver):
         services = self._services(spec.deployment_id)
         if len(services) != 1 or services[0]["Spec"]["Name"] != spec.name:
             return self.start(spec)
-        service = services[0]
+        service_id = services[0]["ID"]
         mesh = self.routing_mesh()
-        body = self._service_spec(spec, mesh)
-        # a new ForceUpdate rolls the tasks even when nothing else changed (an update re-pulls and restarts, as
-        # Nuvla's), so every update gets an UpdateStatus of its own to wait for
-        body["TaskTemplate"]["ForceUpdate"] = int(service["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + 1
         begun = now_ts()
-        self._send_service(self._api()._url("/services/{0}/update", service["ID"]), body, spec,
-                           params={"version": service["Version"]["Index"]})
-        self._wait_updated(spec, service["ID"], (service.get("UpdateStatus") or {}).get("StartedAt", ""))
-        tasks = self._wait_running(spec, service["ID"])
+        before: list[str] = []
+
+        def send(service: dict[str, Any]) -> None:
+            body = self._service_spec(spec, mesh)
+            # a new ForceUpdate rolls the tasks even when nothing else changed (an update re-pulls and restarts,
+            # as Nuvla's), so every update gets an UpdateStatus of its own to wait for
+            body["TaskTemplate"]["ForceUpdate"] = int(service["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + 1
+            before[:] = [(service.get("UpdateStatus") or {}).get("StartedAt", "")]
+            self._send_service(self._api()._url("/services/{0}/update", service_id), body, spec,
+                               params={"version": service["Version"]["Index"]})
+
+        if not self._change(service_id, send):
+            return self.start(spec)  # removed meanwhile
+        self._wait_updated(spec, service_id, before[0])
+        tasks = self._wait_running(spec, service_id)
         notes = () if mesh or not spec.ports else (NO_MESH,)
         return StartResult(tasks[0], phases=(("created", begun), ("started", now_ts())), tasks=tuple(tasks),
                            notes=notes)
@@ -168,13 +177,10 @@ class SwarmDriver(DockerDriver):
         if not services:
             super().stop(deployment_id, timeout)  # a container started before the engine was known a manager
         for service in services:
-            try:
-                self._call("update_service", service["ID"], service["Version"]["Index"],
-                           mode=docker.types.ServiceMode("replicated", 0), fetch_current_spec=True)
-            except DriverError as err:
-                if err.reason != NOT_FOUND:
-                    raise
-                continue
+            if not self._change(service["ID"], lambda current: self._call(
+                    "update_service", current["ID"], current["Version"]["Index"],
+                    mode=docker.types.ServiceMode("replicated", 0), fetch_current_spec=True)):
+                continue  # removed meanwhile
             deadline = time.monotonic() + timeout + REMOVE_TIMEOUT
             # a task on a node that is down stays "running" (its last word) until the node is back
             while any(t["Status"]["State"] == "running" and t.get("NodeID") not in self._down_nodes()
@@ -497,6 +503,27 @@ class SwarmDriver(DockerDriver):
             time.sleep(POLL)
         raise DriverError(f"Service '{spec.name}' was still updating after the deadline "
                           f"({status.get('State') or 'not begun'}: {status.get('Message', '')})", reason=START_FAILED)
+
+    def _change(self, service_id: str, send: Callable[[dict[str, Any]], Any]) -> bool:
+        """``send`` a change of the service as the manager has it now; False when the service is gone.
+
+        Swarm takes a change only at the version it was made from, and it moves a service's version itself
+        while it rolls an update over (it writes the update's progress into the service), so a version read
+        earlier (a stop listing a stack's services, then waiting on each in turn) may be refused "update out
+        of sequence". The service is read right before each try, and again after such a refusal."""
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                send(self._call("inspect_service", service_id))
+                return True
+            except DriverError as err:
+                if err.reason == NOT_FOUND:
+                    return False
+                if OUT_OF_SEQUENCE not in err.message or tries == VERSION_TRIES:
+                    raise
+                log.info("swarm %s changed service %s meanwhile: sending the change again", self.endpoint,
+                         service_id)
 
     def _list_services(self, labels: list[str]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self._call("services", filters={"label": self._scope() + labels})
