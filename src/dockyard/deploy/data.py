@@ -21,6 +21,10 @@ staged with the starting user's credential: the selected objects are downloaded 
 ``<data dir>/staging/<deployment uuid>/<bucket>`` before the container starts and that directory is bound —
 a snapshot taken at start, holding only the selected objects, and (like every bind mount) only for an
 engine on the same host as the worker. It is removed when the deployment stops.
+
+So buckets are mounted only where the engine sees Dockyard's disk. A start that would mount one on an engine
+reached over the network (another machine, a swarm's nodes) is refused before anything is written, naming the
+field, rather than left to fail on the nodes (``check_reach``).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 from ..core import acl as acls
 from ..core.errors import BadRequest, Forbidden, NotFound
@@ -50,6 +55,7 @@ from . import Failed
 # -- what the deployment may read (resolved at start, as the starting user) ------------------------
 
 MAX_SELECTED = 10_000
+NETWORK_SCHEMES = frozenset({"tcp", "http", "https", "ssh"})  # an engine on another machine, as far as we know
 KINDS = {"records": ("data-record", "records-ids"), "objects": ("data-object", "objects-ids")}
 
 
@@ -105,6 +111,20 @@ def resolve(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> Selection:
     objects = _readable(ctx, tx, "data-object", selected_ids(ctx, tx, deployment, "objects"))
     described = [obj["id"] for record in records for obj in objects_of(ctx, tx, record)]
     return Selection(records, objects, _plan(ctx, tx, records, objects), list(dict.fromkeys(described)))
+
+
+def check_reach(deployment: dict[str, Any], infra: dict[str, Any] | None, selection: Selection) -> None:
+    """A 400 naming the field when the selection has buckets to mount and the engine is reached over the
+    network: a bind of Dockyard's disk would name a path that machine, or a swarm's nodes, do not have."""
+    endpoint = str((infra or {}).get("endpoint") or "")
+    if not selection.mounts or urlparse(endpoint).scheme not in NETWORK_SCHEMES:
+        return
+    field_name = "data-records" if deployment.get("data-records") else "data"
+    buckets = ", ".join(f"'{m['bucket']}'" for m in selection.mounts)
+    where = f"{(infra or {}).get('name') or (infra or {}).get('id')} ({endpoint})"
+    raise BadRequest(f"{field_name}: the bucket{'s' if len(selection.mounts) > 1 else ''} {buckets} cannot be "
+                     f"mounted on {where}: Dockyard mounts buckets from its own disk, which an engine on another "
+                     f"machine does not see. Launch on an engine of this machine, or without data")
 
 
 def _plan(ctx: Ctx, tx: Tx, records: list[dict[str, Any]], objects: list[dict[str, Any]],

@@ -194,6 +194,7 @@ def start(ctx: Ctx, rtype: ResourceType, doc: dict[str, Any], body: dict[str, An
         contract.create_parameters_in(Ctx(ctx.services, INTERNAL), tx, current,
                                       contract.hostname(ctx.services, infra["endpoint"] if infra else ""))
         selection = data.resolve(ctx, tx, current)
+        data.check_reach(current, infra, selection)
         data.grant(tx, current["id"], selection)
         creds = new_api_key(ctx, tx, current)
         job = _queue(ctx, tx, current, "start")
