@@ -141,3 +141,34 @@ def test_a_container_started_before_the_engine_was_known_a_manager_is_still_seen
             driver.destroy(dep_id)
         assert driver.inspect(dep_id) == [] and dep_id not in driver.managed()
     assert node_containers(swarm, dep_id) == {"node1": [], "node2": [], "node3": []}
+
+
+def test_where_the_routing_mesh_answers_ports_are_published_on_the_ingress_behind_a_virtual_ip(swarm, web_image):
+    """What a swarm whose check found a routing mesh gets (here the kernel has none, so the driver is told
+    there is one): the service behind a virtual IP, its port published on the ingress network at a port the
+    swarm picks, and that port, the same on every node, is the one the tasks report. (That the ingress answers
+    cannot be shown on this kernel: without IPVS it does not; ``test_swarm_fixture`` shows that.)"""
+    from dockyard.drivers import TlsMaterial
+    from dockyard.drivers.base import RUNNING, PortSpec, RestartPolicy, TaskSpec
+    from dockyard.drivers.swarm import SwarmDriver
+
+    dep_id = f"deployment/{uuid.uuid4()}"
+    spec = TaskSpec(dep_id, f"ingress-{dep_id[-8:]}", web_image, ports=(PortSpec(8080),), replicas=2,
+                    restart=RestartPolicy("any"))
+    with SwarmDriver(swarm.endpoint, TlsMaterial(swarm.cert, swarm.key, swarm.ca), probe_image=swarm.image,
+                     routing_mesh=True) as driver:
+        try:
+            result = driver.start(spec)
+            assert result.notes == ()  # nothing fell back
+            [service] = json.loads(swarm.docker(0, "service", "inspect", spec.name))
+            assert service["Spec"]["EndpointSpec"]["Mode"] == "vip"
+            [port] = service["Endpoint"]["Ports"]
+            assert (port["PublishMode"], port["TargetPort"]) == ("ingress", 8080) and port["PublishedPort"] >= 30000
+            assert service["Endpoint"]["VirtualIPs"], "no virtual IP"
+            tasks = driver.inspect(dep_id)
+            assert [t.state for t in tasks] == [RUNNING, RUNNING]
+            assert {(p.target, p.host_port, p.host_ip) for t in tasks for p in t.ports} == \
+                {(8080, port["PublishedPort"], "")}
+        finally:
+            driver.destroy(dep_id)
+        wait_nothing_on_nodes(swarm, dep_id)
