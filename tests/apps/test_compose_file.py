@@ -109,3 +109,34 @@ def test_the_cli_directory_is_private_and_gone_after_the_call():
     with pytest.raises(DriverError, match="'docker-compose.yaml' cannot name a file of the app"):
         with cli.workdir("unix:///x", None, files=(("docker-compose.yaml", "x"),)):
             pass
+
+
+def test_readiness_checks_each_tcp_port_the_file_publishes_where_its_service_publishes_it():
+    from dockyard.deploy.readiness import host_of, spec_of
+
+    text = """
+services:
+  web:
+    image: x
+    ports: [80, "8080:81", "127.0.0.1:9000:82/tcp", "53:53/udp", "7000-7001", {target: 83}, {target: 84, protocol: udp}]
+  db:
+    image: y
+    expose: ["5432"]
+  cache:
+    image: z
+    ports: ["6379"]
+"""
+    assert compose.published_tcp(text) == {"web": [80, 81, 82, 7000, 7001, 83], "cache": [6379]}
+    assert compose.published_tcp("services: [") == {}
+    dep = {"module": {"subtype": "application", "content": {"docker-compose": text, "readiness": {
+        "http": {"service": "web", "port": 81, "path": "/health"}, "timeout": 9}}}}
+    spec = spec_of(dep, 120)
+    assert spec.tcp_ports == ("web.tcp.80", "web.tcp.82", "web.tcp.7000", "web.tcp.7001", "web.tcp.83",
+                              "cache.tcp.6379") and spec.http.key == "web.tcp.81" and spec.timeout == 9
+    assert "GET /health on web port 81 answers 200" in spec.waiting()
+    # a swarm publishes each service's host-mode port on the node its task runs on
+    params = {"hostname": "10.0.0.1", "web.hostname": "10.0.0.2"}
+    assert [host_of(params, key) for key in ("web.tcp.80", "cache.tcp.6379", "tcp.80")] == \
+        ["10.0.0.2", "10.0.0.1", "10.0.0.1"]
+    assert compose.readiness_problems(text, {"http": {"service": "db", "port": 5432}}) == [
+        "readiness.http.service: 'db' is not a service of the file that publishes a tcp port (web, cache)"]

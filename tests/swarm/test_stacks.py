@@ -127,6 +127,17 @@ def test_the_stack_runs_both_services_with_the_contract_and_web_reaches_db_acros
     assert answer.startswith("db answers hi from ")  # by name, worker → manager over the overlay
 
 
+def test_the_stack_is_ready_once_web_accepts_on_the_node_it_runs_on(stack):
+    """Readiness checks each published port where its service publishes it (``web.hostname``, a worker)."""
+    api, dep_id = stack["api"], stack["id"]
+    deadline = time.monotonic() + WAIT
+    while (doc := api.get(dep_id).data).get("ready") is None:
+        assert time.monotonic() < deadline, doc.get("ready-message")
+        time.sleep(0.1)
+    assert doc["ready"] is True, doc.get("ready-message")
+    assert doc["phases"]["ready"] >= doc["phases"]["started"]
+
+
 def test_logs_come_from_both_services_of_the_stack(stack, server):
     api, dep_id = stack["api"], stack["id"]
     logs = LogLines(f"{server.api}/{dep_id}/log-stream", cookie_of(api), tail="all")

@@ -35,6 +35,7 @@ from ..drivers.base import LABEL_DEPLOYMENT, LABEL_MANAGED, LABEL_SERVICE, Mount
 TOP_KEYS = ("version", "services", "networks", "volumes", "configs", "secrets", "name")
 SERVICE_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 DECLARED = ("networks", "volumes", "configs", "secrets")  # top-level objects the deployment's labels go on
+MAX_RANGE = 100  # ports of one published range that readiness checks
 VERSION = "3.8"  # what a version 3 file is raised to: labels on configs and secrets need 3.3
 
 
@@ -121,6 +122,56 @@ def images_of(text: str) -> list[str]:
     """Each service's image, once."""
     services = load(text).get("services") or {}
     return list(dict.fromkeys(str(s["image"]) for s in services.values() if isinstance(s, dict) and s.get("image")))
+
+
+def published_tcp(text: str) -> dict[str, list[int]]:
+    """Each service's target ports that its file publishes over TCP (``ports``, short or long syntax; a range
+    counts each of its ports), as the engine reports them in ``<service>.tcp.<port>``. A file that cannot
+    be read publishes nothing."""
+    try:
+        doc = load(text)
+    except yaml.YAMLError:
+        return {}
+    if _structure(doc):
+        return {}
+    found: dict[str, list[int]] = {}
+    for name, service in doc["services"].items():
+        ports = service.get("ports") if isinstance(service, dict) else None
+        targets = [t for entry in (ports if isinstance(ports, list) else []) for t in _tcp_targets(entry)]
+        if targets:
+            found[str(name)] = list(dict.fromkeys(targets))
+    return found
+
+
+def readiness_problems(text: str, readiness: dict[str, Any] | None) -> list[str]:
+    """What the app's ``readiness.http`` names that its file does not publish: the service, or its port."""
+    http = (readiness or {}).get("http")
+    if not http:
+        return []
+    published = published_tcp(text)
+    service = http.get("service")
+    if service not in published:
+        return [f"readiness.http.service: '{service}' is not a service of the file that publishes a tcp port "
+                f"({', '.join(published) or 'none does'})"]
+    if http["port"] not in published[service]:
+        return [f"readiness.http.port: service '{service}' publishes no tcp port {http['port']} "
+                f"({', '.join(map(str, published[service]))})"]
+    return []
+
+
+def _tcp_targets(entry: Any) -> list[int]:
+    """The container ports of one ``ports`` entry, if it is TCP: ``80``, ``"8080:80"``, ``"127.0.0.1:8080:80"``,
+    ``"9000-9002"``, ``"53:53/udp"`` (none) or ``{target: 80, protocol: tcp}``."""
+    if isinstance(entry, dict):
+        target, protocol = entry.get("target"), str(entry.get("protocol") or "tcp")
+        return [target] if isinstance(target, int) and protocol == "tcp" else []
+    text, _, protocol = str(entry).partition("/")
+    if (protocol or "tcp") != "tcp":
+        return []
+    first, _, last = text.rsplit(":", 1)[-1].partition("-")
+    if not first.isdigit() or (last and not last.isdigit()):
+        return []
+    return list(range(int(first), int(last or first) + 1))[:MAX_RANGE]
 
 
 # -- the file the engine gets ----------------------------------------------------------------------------------

@@ -172,7 +172,7 @@ def _check_application(doc: dict[str, Any]) -> list[str] | None:
     if doc["module"].get("subtype") != "application":
         return None
     text = doc["module"].get("content", {}).get("docker-compose") or ""
-    found = compose.blocking(text)
+    found = compose.blocking(text) or compose.readiness_problems(text, doc["module"]["content"].get("readiness"))
     if found:
         raise BadRequest(f"the application's compose file cannot run: {'; '.join(found)}", doc["id"])
     return compose.images_of(text)

@@ -9,6 +9,10 @@ on that port answered with ``status`` (default ``/`` and 200); each of ``output-
 (not empty); all within ``timeout`` seconds of the start (default: the ``readiness-timeout`` setting).
 An app without ``readiness`` gets the TCP check alone; one with nothing to check is ready when STARTED.
 
+A compose application is checked the same way over all its services: every TCP port its file publishes
+(``<service>.tcp.<port>``, at ``<service>.hostname`` where a swarm publishes it on a node, else at
+``hostname``), and ``http`` names its ``service``.
+
 The deployment says where it stands:
 
 * no ``ready``: not known yet. The deployment is not STARTED, or it is and its checks run;
@@ -30,9 +34,23 @@ from datetime import datetime
 from typing import Any
 
 from ..core.time import now_ts
+from . import compose
 
 STARTED, STARTING, UPDATING = "STARTED", "STARTING", "UPDATING"
 FIELDS = ("ready", "ready-message")
+
+
+def port_key(service: str, port: int) -> str:
+    """The parameter holding the host port a target TCP port is published at: ``tcp.<port>`` of a component,
+    ``<service>.tcp.<port>`` of an application's service."""
+    return f"{service}.tcp.{port}" if service else f"tcp.{port}"
+
+
+def host_of(params: dict[str, str], key: str) -> str:
+    """Where the port of parameter ``key`` answers: its service's own ``hostname`` (a swarm's node) if it has
+    one, else the deployment's."""
+    service = key.rsplit(".tcp.", 1)[0] if ".tcp." in key else ""
+    return (service and params.get(f"{service}.hostname")) or params.get("hostname") or "localhost"
 
 
 @dataclass(frozen=True)
@@ -40,13 +58,22 @@ class HttpCheck:
     port: int  # the app's (target) port; probed at its published host port
     path: str = "/"
     status: int = 200
+    service: str = ""  # an application's service that publishes ``port``; "" for a component
+
+    @property
+    def key(self) -> str:
+        return port_key(self.service, self.port)
+
+    @property
+    def where(self) -> str:
+        return f"{self.service} port {self.port}" if self.service else f"port {self.port}"
 
 
 @dataclass(frozen=True)
 class Spec:
     """What one deployment must pass to be ready."""
 
-    tcp_ports: tuple[int, ...]  # target ports that must accept a connection
+    tcp_ports: tuple[str, ...]  # the parameters (``port_key``) of the published ports that must accept
     http: HttpCheck | None
     outputs: tuple[str, ...]  # output parameters that must be set
     timeout: int  # seconds, from the start
@@ -57,9 +84,9 @@ class Spec:
 
     def waiting(self) -> str:
         """What the checks wait for, as ``ready-message`` says while they run."""
-        parts = [f"tcp.{p} accepts connections" for p in self.tcp_ports]
+        parts = [f"{key} accepts connections" for key in self.tcp_ports]
         if self.http:
-            parts.append(f"GET {self.http.path} on port {self.http.port} answers {self.http.status}")
+            parts.append(f"GET {self.http.path} on {self.http.where} answers {self.http.status}")
         parts += [f"output parameter {name} is set" for name in self.outputs]
         listed = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
         return f"waiting until {listed} (at most {self.timeout} s)"
@@ -68,13 +95,18 @@ class Spec:
 def spec_of(dep: dict[str, Any], default_timeout: int) -> Spec:
     content = (dep.get("module") or {}).get("content") or {}
     readiness = content.get("readiness") or {}
-    tcp = [p["target-port"] for p in content.get("ports") or [] if p.get("protocol", "tcp") == "tcp"]
+    if "docker-compose" in content:  # an application: every service's published TCP ports
+        tcp = [port_key(service, port)
+               for service, ports in compose.published_tcp(content["docker-compose"]).items() for port in ports]
+    else:
+        tcp = [port_key("", p["target-port"]) for p in content.get("ports") or [] if p.get("protocol", "tcp") == "tcp"]
     http = readiness.get("http")
-    check = HttpCheck(http["port"], http.get("path", "/"), http.get("status", 200)) if http else None
+    check = HttpCheck(http["port"], http.get("path", "/"), http.get("status", 200), http.get("service", "")) \
+        if http else None
     if readiness.get("tcp") is False:
         tcp = []
     elif check is not None:
-        tcp = [p for p in tcp if p != check.port]  # an HTTP answer says more than an accepted connection
+        tcp = [key for key in tcp if key != check.key]  # an HTTP answer says more than an accepted connection
     return Spec(tuple(dict.fromkeys(tcp)), check, tuple(readiness.get("output-parameters") or ()),
                 int(readiness.get("timeout") or default_timeout))
 

@@ -37,7 +37,7 @@ from ..deploy import lifecycle
 from ..resources.base import Services
 from ..resources.changes import Subscription, feed_of
 from ..resources.deployment_parameter import of_deployment
-from ..deploy.readiness import STARTED, Spec, generation, pending, since, spec_of
+from ..deploy.readiness import STARTED, Spec, generation, host_of, pending, since, spec_of
 from ..store import filter as cimi_filter
 from ..store.query import Query
 from .election import RETRY, Election
@@ -192,7 +192,7 @@ class Probe:
         self._wake = threading.Event()
         self._outputs: dict[str, str] = {}
         self._outputs_lock = threading.Lock()
-        self.accepted: set[int] = set()
+        self.accepted: set[str] = set()  # port keys (``tcp.80``, ``web.tcp.80``) whose port accepted
         self.http_ok = False
         self.http_answer: int | None = None
 
@@ -222,11 +222,11 @@ class Probe:
 
     def _check_until_decided(self) -> None:
         params = self._parameters()
-        host = params.get("hostname") or "localhost"
-        ports = {p: int(params[f"tcp.{p}"]) for p in self._target_ports() if (params.get(f"tcp.{p}") or "").isdigit()}
+        targets = {key: (host_of(params, key), int(params[key])) for key in self._port_keys()
+                   if (params.get(key) or "").isdigit()}
         pause = FIRST_PAUSE
         while not self.done.is_set():
-            self._round(host, ports)
+            self._round(targets)
             missing = self._missing()
             if not missing:
                 self._decide(True)
@@ -239,8 +239,8 @@ class Probe:
             self._wake.clear()
             pause = min(pause * 1.5, self.prober.interval)
 
-    def _target_ports(self) -> list[int]:
-        return [*self.spec.tcp_ports, *([self.spec.http.port] if self.spec.http else [])]
+    def _port_keys(self) -> list[str]:
+        return [*self.spec.tcp_ports, *([self.spec.http.key] if self.spec.http else [])]
 
     def _parameters(self) -> dict[str, str]:
         with self.prober.services.store.read() as tx:
@@ -250,24 +250,24 @@ class Probe:
                 self._outputs.setdefault(name, params.get(name, ""))
         return params
 
-    def _round(self, host: str, ports: dict[int, int]) -> None:
-        tcp = [p for p in self.spec.tcp_ports if p not in self.accepted and p in ports]
+    def _round(self, targets: dict[str, tuple[str, int]]) -> None:
+        tcp = [key for key in self.spec.tcp_ports if key not in self.accepted and key in targets]
         if tcp:
-            self.accepted |= accepting(host, {p: ports[p] for p in tcp}, self.prober.grace)
+            self.accepted |= accepting({key: targets[key] for key in tcp}, self.prober.grace)
         http = self.spec.http
-        if http and not self.http_ok and http.port in ports:
-            self.http_answer = http_status(host, ports[http.port], http.path)
+        if http and not self.http_ok and http.key in targets:
+            self.http_answer = http_status(*targets[http.key], http.path)
             self.http_ok = self.http_answer == http.status
 
     def _missing(self) -> list[str]:
         """Why it is not ready yet, in the words of the outcome (empty: ready)."""
-        out = [f"tcp.{p} did not accept a connection within {self.spec.timeout} s"
-               for p in self.spec.tcp_ports if p not in self.accepted]
+        out = [f"{key} did not accept a connection within {self.spec.timeout} s"
+               for key in self.spec.tcp_ports if key not in self.accepted]
         http = self.spec.http
         if http and not self.http_ok:
             out.append(f"GET {http.path} answered {self.http_answer}, expected {http.status}"
                        if self.http_answer else
-                       f"GET {http.path} on tcp.{http.port} got no answer within {self.spec.timeout} s")
+                       f"GET {http.path} on {http.key} got no answer within {self.spec.timeout} s")
         with self._outputs_lock:
             out += [f"output parameter {name} was not set" for name in self.spec.outputs
                     if not self._outputs.get(name)]
@@ -289,21 +289,21 @@ class Probe:
 
 # -- the checks themselves -----------------------------------------------------------------------------
 
-def accepting(host: str, ports: dict[int, int], grace: float) -> set[int]:
-    """The target ports whose published port (``ports``: target → host port) accepts a connection that
-    stays open ``grace`` seconds. Docker's port proxy accepts at once whatever listens behind it, then
-    closes within milliseconds when nothing does: a connection the far end closes is not accepted."""
-    opened: dict[socket.socket, int] = {}
+def accepting(targets: dict[str, tuple[str, int]], grace: float) -> set[str]:
+    """The keys whose published port (``targets``: key → (host, host port)) accepts a connection that stays
+    open ``grace`` seconds. Docker's port proxy accepts at once whatever listens behind it, then closes
+    within milliseconds when nothing does: a connection the far end closes is not accepted."""
+    opened: dict[socket.socket, str] = {}
     try:
-        for target, port in ports.items():
+        for key, address in targets.items():
             try:
-                opened[socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)] = target
+                opened[socket.create_connection(address, timeout=CONNECT_TIMEOUT)] = key
             except OSError:
                 continue
         if not opened:
             return set()
-        closed: set[int] = set()
-        spoke: set[int] = set()  # it wrote first (a banner): a server is there
+        closed: set[str] = set()
+        spoke: set[str] = set()  # it wrote first (a banner): a server is there
         deadline = time.monotonic() + grace
         while len(closed) + len(spoke) < len(opened) and (left := deadline - time.monotonic()) > 0:
             waiting = [s for s, t in opened.items() if t not in closed and t not in spoke]

@@ -107,6 +107,7 @@ RESTART_POLICY = Schema((
 # when a started deployment counts as usable (Dockyard's own; Nuvla has none): every published TCP port
 # accepts connections (unless `tcp` is false), the HTTP check answers its status, the outputs named are set
 READINESS_HTTP = Schema((
+    Attr("service", string(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$", max_len=255)),  # an application's: whose port
     Attr("port", integer(1, 65535), required=True),  # one of the app's tcp ports (checked with them)
     Attr("path", string(pattern=r"^/\S*$", max_len=2000)),  # default /
     Attr("status", integer(100, 599)),  # default 200
@@ -180,6 +181,7 @@ APPLICATION = COMMON.extend(
     Attr("registries-credentials", list_of(string(nonblank=False), min_len=1)),
     Attr("requires-user-rights", boolean),
     Attr("minimum-requirements", any_map),
+    Attr("readiness", nested(READINESS)),  # over every service; http names its service
 )
 CONTENT_SCHEMAS = {"module-component": COMPONENT, "module-application": APPLICATION}
 
@@ -349,11 +351,19 @@ def readiness_problems(content: dict[str, Any]) -> list[str]:
     readiness = content.get("readiness") or {}
     problems = []
     http = readiness.get("http")
-    tcp_ports = [p["target-port"] for p in content.get("ports") or [] if p.get("protocol", "tcp") == "tcp"]
-    if http and http["port"] not in tcp_ports:
-        declared = ", ".join(map(str, tcp_ports)) or "none"
-        problems.append(f"attribute 'readiness.http.port' must be one of the app's tcp ports ({declared}), "
-                        f"not {http['port']}")
+    if http and "docker-compose" in content:  # an application: whose port (checked with its file, at start)
+        if not http.get("service"):
+            problems.append("attribute 'readiness.http.service' is required in an application: name the service "
+                            "whose port answers")
+    elif http:
+        tcp_ports = [p["target-port"] for p in content.get("ports") or [] if p.get("protocol", "tcp") == "tcp"]
+        if http.get("service"):
+            problems.append("attribute 'readiness.http.service' is for an application's services: a component "
+                            "has none")
+        elif http["port"] not in tcp_ports:
+            declared = ", ".join(map(str, tcp_ports)) or "none"
+            problems.append(f"attribute 'readiness.http.port' must be one of the app's tcp ports ({declared}), "
+                            f"not {http['port']}")
     outputs = {o["name"] for o in content.get("output-parameters") or []}
     for name in readiness.get("output-parameters") or []:
         if name not in outputs:

@@ -45,7 +45,8 @@ def validate_docker_compose(ctx: JobContext) -> str:
 
 def problems(content: dict[str, Any], compatibility: str) -> list[str]:
     text = content.get("docker-compose") or ""
-    found = compose_file.problems(text, compatibility)
+    found = compose_file.problems(text, compatibility) or \
+        compose_file.readiness_problems(text, content.get("readiness"))
     if found:
         return found
     env = [(name, "x") for name in PLACEHOLDERS]
