@@ -5,13 +5,12 @@ its containers run; what its readiness names that its file does not publish is r
 from __future__ import annotations
 
 import time
-from datetime import datetime
 
 import pytest
 from nuvla.api import NuvlaError
 
 from ..deployments.conftest import DEPLOYED, deploy, new_user, start, wait_state
-from ..deployments.images import late_image
+from ..deployments.test_readiness import late, seconds, wait_decided  # noqa: F401
 from .app import application
 
 # two services that listen late: front after 3 s, back after 1 s; both publish port 80
@@ -28,25 +27,6 @@ services:
     environment:
       START_AFTER: "1"
 """
-
-
-@pytest.fixture(scope="module")
-def late(docker_client):
-    return late_image(docker_client)
-
-
-def seconds(ts: str) -> float:
-    return datetime.fromisoformat(ts).timestamp()
-
-
-def wait_decided(api, dep_id: str, timeout: float = 60.0) -> dict:
-    deadline = time.monotonic() + timeout
-    doc = api.get(dep_id).data
-    while doc.get("ready") is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-        doc = api.get(dep_id).data
-    assert doc.get("ready") is not None, f"{dep_id} undecided: {doc.get('ready-message')}"
-    return doc
 
 
 def stop(api, dep_id: str) -> None:
