@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 NODE_NAMES = ("node1", "node2", "node3")
@@ -27,6 +28,12 @@ def wait_nothing_on_nodes(swarm, dep_id: str, timeout: float = 30.0) -> None:
     while (found := node_containers(swarm, dep_id)) != {name: [] for name in NODE_NAMES}:
         assert time.monotonic() < deadline, found
         time.sleep(0.2)
+
+
+def services_of(swarm, dep_id: str) -> list[dict]:
+    """The manager's services labelled with the deployment, as ``docker service inspect`` shows them."""
+    ids = swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
+    return json.loads(swarm.docker(0, "service", "inspect", *ids)) if ids else []
 
 
 def swarm_objects(swarm, dep_id: str) -> dict[str, list[str]]:

@@ -34,7 +34,7 @@ from tests.conftest import ADMIN_PASSWORD
 from tests.deployments.conftest import DEPLOYED, api_for, component, deploy, new_user, start, wait_state
 from tests.deployments.test_recovery import delete_rows
 
-from .helpers import NODE_NAMES, register_manager, swarm_objects, wait_nothing_on_nodes
+from .helpers import NODE_NAMES, register_manager, services_of, swarm_objects, wait_nothing_on_nodes
 
 STACK = """
 services:
@@ -77,11 +77,6 @@ def nodes_paused(swarm):
     finally:
         for name in NODE_NAMES:
             swarm.docker(0, "node", "update", "--availability", "active", name)
-
-
-def services_of(swarm, dep_id: str) -> list[dict]:
-    ids = swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
-    return json.loads(swarm.docker(0, "service", "inspect", *ids)) if ids else []
 
 
 def running_tasks(swarm, service_id: str) -> int:

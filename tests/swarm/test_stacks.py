@@ -7,7 +7,6 @@ the stack is deployed with every port in host mode and ``endpoint_mode: dnsrr``,
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from tests.deployments.conftest import DEPLOYED, api_for, deploy, parameters, st
 from tests.deployments.test_log_stream import LogLines, cookie_of
 from tests.support.swarm import _load_image
 
-from .helpers import NODE_NAMES, swarm_objects, wait_nothing_on_nodes
+from .helpers import NODE_NAMES, services_of, swarm_objects, wait_nothing_on_nodes
 
 STACK = """
 services:
@@ -79,10 +78,8 @@ def stack(server, manager, swarm, stack_images):
     DEPLOYED.discard(dep_id)
 
 
-def services_of(swarm, dep_id: str) -> dict[str, dict]:
-    ids = swarm.docker(0, "service", "ls", "-q", "--filter", f"label=dockyard.deployment-id={dep_id}").split()
-    specs = json.loads(swarm.docker(0, "service", "inspect", *ids)) if ids else []
-    return {s["Spec"]["Labels"]["dockyard.service"]: s for s in specs}
+def services_by_name(swarm, dep_id: str) -> dict[str, dict]:
+    return {s["Spec"]["Labels"]["dockyard.service"]: s for s in services_of(swarm, dep_id)}
 
 
 def test_the_stack_runs_both_services_with_the_contract_and_web_reaches_db_across_nodes(stack, swarm):
@@ -91,7 +88,7 @@ def test_the_stack_runs_both_services_with_the_contract_and_web_reaches_db_acros
     assert doc["status-message"].startswith("started services db, web in ")
     assert doc["status-message"].endswith(f"; {NO_MESH}")  # no IPVS here: host-mode ports and dnsrr, said so
 
-    found = services_of(swarm, dep_id)
+    found = services_by_name(swarm, dep_id)
     assert sorted(found) == ["db", "web"]
     for name, service in found.items():
         spec = service["Spec"]
@@ -168,7 +165,7 @@ def test_a_killed_task_container_is_replaced_by_the_swarm_and_the_parameters_fol
 
 def test_stop_with_remove_volumes_and_delete_leave_nothing_on_any_node(stack, swarm, server):
     api, dep_id, uuid_ = stack["api"], stack["id"], stack["uuid"]
-    spec = services_of(swarm, dep_id)["db"]["Spec"]["TaskTemplate"]["ContainerSpec"]
+    spec = services_by_name(swarm, dep_id)["db"]["Spec"]["TaskTemplate"]["ContainerSpec"]
     env = dict(e.split("=", 1) for e in spec["Env"])
     assert f"{uuid_}_cache" in swarm.docker(0, "volume", "ls", "-q").split()
     api.operation(api.get(dep_id), "stop", {"remove-volumes": True})

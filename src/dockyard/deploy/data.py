@@ -116,12 +116,13 @@ def resolve(ctx: Ctx, tx: Tx, deployment: dict[str, Any]) -> Selection:
 def check_reach(deployment: dict[str, Any], infra: dict[str, Any] | None, selection: Selection) -> None:
     """A 400 naming the field when the selection has buckets to mount and the engine is reached over the
     network: a bind of Dockyard's disk would name a path that machine, or a swarm's nodes, do not have."""
-    endpoint = str((infra or {}).get("endpoint") or "")
+    infra = infra or {}
+    endpoint = str(infra.get("endpoint") or "")
     if not selection.mounts or urlparse(endpoint).scheme not in NETWORK_SCHEMES:
         return
     field_name = "data-records" if deployment.get("data-records") else "data"
     buckets = ", ".join(f"'{m['bucket']}'" for m in selection.mounts)
-    where = f"{(infra or {}).get('name') or (infra or {}).get('id')} ({endpoint})"
+    where = f"{infra.get('name') or infra.get('id')} ({endpoint})"
     raise BadRequest(f"{field_name}: the bucket{'s' if len(selection.mounts) > 1 else ''} {buckets} cannot be "
                      f"mounted on {where}: Dockyard mounts buckets from its own disk, which an engine on another "
                      f"machine does not see. Launch on an engine of this machine, or without data")

@@ -152,20 +152,19 @@ class SwarmDriver(DockerDriver):
         service_id = services[0]["ID"]
         mesh = self.routing_mesh()
         begun = now_ts()
-        before: list[str] = []
 
         def send(service: dict[str, Any]) -> None:
             body = self._service_spec(spec, mesh)
             # a new ForceUpdate rolls the tasks even when nothing else changed (an update re-pulls and restarts,
             # as Nuvla's), so every update gets an UpdateStatus of its own to wait for
             body["TaskTemplate"]["ForceUpdate"] = int(service["Spec"]["TaskTemplate"].get("ForceUpdate") or 0) + 1
-            before[:] = [(service.get("UpdateStatus") or {}).get("StartedAt", "")]
             self._send_service(self._api()._url("/services/{0}/update", service_id), body, spec,
                                params={"version": service["Version"]["Index"]})
 
-        if not self._change(service_id, send):
+        changed = self._change(service_id, send)
+        if changed is None:
             return self.start(spec)  # removed meanwhile
-        self._wait_updated(spec, service_id, before[0])
+        self._wait_updated(spec, service_id, (changed.get("UpdateStatus") or {}).get("StartedAt", ""))
         tasks = self._wait_running(spec, service_id)
         notes = () if mesh or not spec.ports else (NO_MESH,)
         return StartResult(tasks[0], phases=(("created", begun), ("started", now_ts())), tasks=tuple(tasks),
@@ -177,9 +176,9 @@ class SwarmDriver(DockerDriver):
         if not services:
             super().stop(deployment_id, timeout)  # a container started before the engine was known a manager
         for service in services:
-            if not self._change(service["ID"], lambda current: self._call(
+            if self._change(service["ID"], lambda current: self._call(
                     "update_service", current["ID"], current["Version"]["Index"],
-                    mode=docker.types.ServiceMode("replicated", 0), fetch_current_spec=True)):
+                    mode=docker.types.ServiceMode("replicated", 0), fetch_current_spec=True)) is None:
                 continue  # removed meanwhile
             deadline = time.monotonic() + timeout + REMOVE_TIMEOUT
             # a task on a node that is down stays "running" (its last word) until the node is back
@@ -504,8 +503,9 @@ class SwarmDriver(DockerDriver):
         raise DriverError(f"Service '{spec.name}' was still updating after the deadline "
                           f"({status.get('State') or 'not begun'}: {status.get('Message', '')})", reason=START_FAILED)
 
-    def _change(self, service_id: str, send: Callable[[dict[str, Any]], Any]) -> bool:
-        """``send`` a change of the service as the manager has it now; False when the service is gone.
+    def _change(self, service_id: str, send: Callable[[dict[str, Any]], Any]) -> dict[str, Any] | None:
+        """``send`` a change of the service as the manager has it now; the service as it was when the change was
+        taken, or None when the service is gone.
 
         Swarm takes a change only at the version it was made from, and it moves a service's version itself
         while it rolls an update over (it writes the update's progress into the service), so a version read
@@ -515,11 +515,12 @@ class SwarmDriver(DockerDriver):
         while True:
             tries += 1
             try:
-                send(self._call("inspect_service", service_id))
-                return True
+                service: dict[str, Any] = self._call("inspect_service", service_id)
+                send(service)
+                return service
             except DriverError as err:
                 if err.reason == NOT_FOUND:
-                    return False
+                    return None
                 if OUT_OF_SEQUENCE not in err.message or tries == VERSION_TRIES:
                     raise
                 log.info("swarm %s changed service %s meanwhile: sending the change again", self.endpoint,
